@@ -1,0 +1,575 @@
+"""Command line: `nptransformer train | decode | gradcheck`.
+
+Errors print one line to standard error and exit with status 1 (2 for usage errors,
+130 after Ctrl-C); no traceback.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import signal
+import sys
+import time
+
+import numpy
+
+from . import __version__
+from .backend import set_backend, to_numpy
+from .checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint_path
+from .decoding import greedy_decode, strip_special
+from .model import Transformer, TransformerConfig
+from .tasks import EOS, NUM_SPECIAL, TASKS, get_task
+from .train import NonFiniteError, Trainer, TrainSettings, default_model_config
+
+# Flags whose values are saved in a run; on --resume an explicit flag must agree.
+_MODEL_FLAGS = {
+    "d_model": "d_model",
+    "heads": "num_heads",
+    "layers": "num_encoder_layers",
+    "d_ff": "d_ff",
+    "dropout": "dropout",
+    "dtype": "dtype",
+}
+_SETTING_FLAGS = {
+    "batch_size": "batch_size",
+    "seed": "seed",
+    "warmup": "warmup_steps",
+    "lr_factor": "lr_factor",
+    "label_smoothing": "label_smoothing",
+    "clip_norm": "clip_norm",
+    "eval_every": "eval_every",
+    "eval_size": "eval_size",
+    "heldout_size": "heldout_size",
+    "save_every": "save_every",
+}
+_TASK_FLAGS = {"task": "name", "num_symbols": "num_symbols", "max_length": "max_length"}
+
+
+class CommandError(Exception):
+    """An error the command line reports as one line."""
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer, got {text!r}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a non-negative integer, got {text!r}"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a non-negative integer, got {value}"
+        )
+    return value
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="nptransformer",
+        description="A NumPy Transformer with hand-written backward passes.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"nptransformer {__version__}"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("numpy", "cupy"),
+        default=None,
+        help="array library (default: numpy, or $NPTRANSFORMER_BACKEND)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train on a task and write a run folder")
+    train.add_argument(
+        "--task",
+        choices=sorted(TASKS),
+        default=None,
+        help="task to learn (default: reverse)",
+    )
+    train.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=None,
+        help="total optimizer steps, counting any already done (default: 1200)",
+    )
+    train.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help="sequences per batch (default: 64)",
+    )
+    train.add_argument(
+        "--seed", type=int, default=None, help="random seed (default: 0)"
+    )
+    train.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        default=None,
+        help="floating-point type (default: float32)",
+    )
+    train.add_argument(
+        "--num-symbols",
+        type=_positive_int,
+        default=None,
+        help="distinct symbols in the task (default: 10)",
+    )
+    train.add_argument(
+        "--max-length",
+        type=_positive_int,
+        default=None,
+        help="longest sequence in symbols (default: 10)",
+    )
+    train.add_argument(
+        "--d-model", type=_positive_int, default=None, help="model width (default: 64)"
+    )
+    train.add_argument(
+        "--heads", type=_positive_int, default=None, help="attention heads (default: 4)"
+    )
+    train.add_argument(
+        "--layers",
+        type=_positive_int,
+        default=None,
+        help="encoder layers and decoder layers each (default: 2)",
+    )
+    train.add_argument(
+        "--d-ff",
+        type=_positive_int,
+        default=None,
+        help="feed-forward hidden width (default: 256)",
+    )
+    train.add_argument(
+        "--dropout", type=float, default=None, help="dropout probability (default: 0.0)"
+    )
+    train.add_argument(
+        "--warmup",
+        type=_positive_int,
+        default=None,
+        help="learning-rate warmup steps (default: 200)",
+    )
+    train.add_argument(
+        "--lr-factor",
+        type=float,
+        default=None,
+        help="factor on the warmup schedule's learning rate (default: 0.5)",
+    )
+    train.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=None,
+        help="label smoothing epsilon (default: 0.0)",
+    )
+    train.add_argument(
+        "--clip-norm",
+        type=float,
+        default=None,
+        help="gradient-norm clipping threshold, 0 = off (default: 1.0)",
+    )
+    train.add_argument(
+        "--eval-every",
+        type=_non_negative_int,
+        default=None,
+        help="evaluate every N steps, 0 = only at the end (default: 100)",
+    )
+    train.add_argument(
+        "--eval-size",
+        type=_positive_int,
+        default=None,
+        help="held-out sequences used by periodic evaluation (default: 200)",
+    )
+    train.add_argument(
+        "--heldout-size",
+        type=_positive_int,
+        default=None,
+        help="size of the held-out set, all used at the end (default: 1000)",
+    )
+    train.add_argument(
+        "--save-every",
+        type=_non_negative_int,
+        default=None,
+        help="save a checkpoint every N steps, 0 = only at the end (default: 0)",
+    )
+    train.add_argument(
+        "--out", default=None, help="run folder (default: runs/TASK-YYYYmmdd-HHMMSS)"
+    )
+    train.add_argument(
+        "--resume",
+        metavar="DIR",
+        default=None,
+        help="continue the run in DIR until --steps",
+    )
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    decode = commands.add_parser(
+        "decode", help="decode one sequence with a trained model"
+    )
+    decode.add_argument(
+        "--checkpoint", required=True, help="checkpoint file or run folder"
+    )
+    decode.add_argument(
+        "symbols", help='source symbol ids separated by spaces, e.g. "3 5 7 4"'
+    )
+
+    gradcheck = commands.add_parser(
+        "gradcheck", help="check every op's gradient in float64"
+    )
+    gradcheck.add_argument(
+        "--seed", type=int, default=0, help="random seed (default: 0)"
+    )
+    return parser
+
+
+# ---- train ---------------------------------------------------------------------------
+
+
+def _new_run(args):
+    task = get_task(
+        args.task or "reverse",
+        num_symbols=args.num_symbols or 10,
+        max_length=args.max_length or 10,
+    )
+    config = default_model_config(task, args.dtype or "float32")
+    overrides = {
+        "d_model": args.d_model,
+        "num_heads": args.heads,
+        "num_encoder_layers": args.layers,
+        "num_decoder_layers": args.layers,
+        "d_ff": args.d_ff,
+        "dropout": args.dropout,
+    }
+    config = TransformerConfig(
+        **dict(
+            config.to_dict(), **{k: v for k, v in overrides.items() if v is not None}
+        )
+    )
+    settings = TrainSettings(steps=args.steps or 1200, lr_factor=0.5)
+    values = {field: getattr(args, flag) for flag, field in _SETTING_FLAGS.items()}
+    settings = TrainSettings(
+        **dict(vars(settings), **{k: v for k, v in values.items() if v is not None})
+    )
+    return Trainer(task, config, settings)
+
+
+def _check_resume_flags(args, trainer):
+    """Raise CommandError when an explicit flag contradicts the saved run."""
+    saved = {}
+    for flag, field in _MODEL_FLAGS.items():
+        saved[flag] = getattr(trainer.config, field)
+    for flag, field in _SETTING_FLAGS.items():
+        saved[flag] = getattr(trainer.settings, field)
+    task = trainer.task.settings()
+    for flag, field in _TASK_FLAGS.items():
+        saved[flag] = task[field]
+    for flag, value in saved.items():
+        given = getattr(args, flag)
+        if given is not None and given != value:
+            raise CommandError(
+                f"--{flag.replace('_', '-')} {given} contradicts the saved run's value "
+                f"{value}; drop the flag to continue with {value}"
+            )
+
+
+def _prepare_run_folder(args):
+    if args.resume:
+        folder = args.resume
+        if args.out and os.path.abspath(args.out) != os.path.abspath(folder):
+            raise CommandError(
+                f"--out {args.out} differs from --resume {folder}; a resumed run keeps its folder"
+            )
+        resolve_checkpoint_path(folder)
+        return folder
+    folder = args.out or os.path.join(
+        "runs", f"{args.task or 'reverse'}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    )
+    if os.path.isdir(folder) and os.listdir(folder):
+        raise CommandError(
+            f"run folder {folder} exists and is not empty; choose another --out "
+            f"or continue it with --resume {folder}"
+        )
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+class _ProgressPrinter:
+    """Progress bar (tqdm) plus one fixed-width line per evaluation."""
+
+    def __init__(self, total, initial, quiet):
+        self.quiet = quiet
+        self.bar = None
+        if not quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=total,
+                initial=initial,
+                unit="step",
+                dynamic_ncols=True,
+                file=sys.stderr,
+            )
+
+    def __call__(self, event, info):
+        if event == "step" and self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(
+                f"loss {info['loss']:.4f} lr {info['lr']:.2e} "
+                f"{info['tokens_per_second']:,.0f} tok/s",
+                refresh=False,
+            )
+        elif event == "eval":
+            line = (
+                f"step {info['step']:>6} | loss {info['loss']:8.4f} | lr {info['lr']:.2e} | "
+                f"accuracy {info['accuracy']:6.1%}"
+            )
+            self.write(line)
+
+    def write(self, line):
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stdout)
+        else:
+            print(line, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _sample_decodes(trainer, count=3):
+    batch = trainer.heldout.subset(slice(0, count))
+    predicted = greedy_decode(trainer.model, batch.src, max_len=batch.tgt_out.shape[1])
+    lines = []
+    for row in range(count):
+        source = " ".join(map(str, strip_special(batch.src[row])))
+        expected = " ".join(map(str, strip_special(batch.tgt_out[row])))
+        output = " ".join(map(str, strip_special(predicted[row])))
+        mark = "ok" if output == expected else "WRONG"
+        lines.append(f"  {source:<30} -> {output:<30} ({mark}, expected {expected})")
+    return lines
+
+
+def _write_outputs(trainer, folder, accuracy):
+    from .plots import plot_attention, plot_history
+
+    history = trainer.history
+    metrics = {
+        "task": trainer.task.settings(),
+        "step": trainer.step,
+        "eval_accuracy": accuracy,
+        "heldout_size": len(trainer.heldout),
+        "final_loss": history["loss"][-1] if history["loss"] else None,
+        "train_seconds": trainer.elapsed,
+        "num_parameters": trainer.model.num_parameters(),
+        "config": trainer.config.to_dict(),
+        "history": history,
+    }
+    with open(os.path.join(folder, "metrics.json"), "w") as file:
+        json.dump(metrics, file, indent=1)
+    plot_history(history, os.path.join(folder, "training_curves.png"))
+
+    example = trainer.heldout.subset(slice(0, 1))
+    length = int((example.src[0] != 0).sum())
+    src = example.src[:, :length]
+    output = greedy_decode(trainer.model, src, max_len=trainer.task.max_target_length)
+    out_length = (
+        int(numpy.argmax(output[0] == EOS)) + 1
+        if (output[0] == EOS).any()
+        else output.shape[1]
+    )
+    tgt_in = numpy.concatenate([[[1]], output[:, : out_length - 1]], axis=1)
+    _, weights = trainer.model.forward(src, tgt_in, return_attention=True)
+    last = trainer.config.num_decoder_layers - 1
+    plot_attention(
+        to_numpy(weights[f"decoder.layers.{last}.cross_attn"])[0],
+        query_labels=[str(t) for t in tgt_in[0]],
+        key_labels=[str(t) for t in src[0]],
+        title=f"cross-attention, decoder layer {last} (query: output so far, key: source)",
+        path=os.path.join(folder, "attention.png"),
+    )
+
+
+def command_train(args):
+    folder = _prepare_run_folder(args)
+    checkpoint_path = os.path.join(folder, "checkpoint.npz")
+    if args.resume:
+        trainer = Trainer.from_checkpoint(checkpoint_path)
+        _check_resume_flags(args, trainer)
+        if args.steps is not None:
+            trainer.settings.steps = args.steps
+        if trainer.step >= trainer.settings.steps:
+            raise CommandError(
+                f"the run in {folder} is already at step {trainer.step}; "
+                f"pass --steps larger than {trainer.step} to train further"
+            )
+    else:
+        trainer = _new_run(args)
+
+    print(
+        f"task {trainer.task.name} (symbols {trainer.task.num_symbols}, lengths 1-"
+        f"{trainer.task.max_length}) | {trainer.model.num_parameters():,} parameters | "
+        f"{trainer.config.dtype} | run folder {folder}",
+        flush=True,
+    )
+    if args.resume:
+        print(f"resuming from step {trainer.step}", flush=True)
+
+    progress = _ProgressPrinter(trainer.settings.steps, trainer.step, args.quiet)
+    interrupted = []
+
+    def request_stop(signum, frame):
+        interrupted.append(signum)
+        trainer.stop_requested = True
+
+    previous_handler = signal.signal(signal.SIGINT, request_stop)
+    try:
+        trainer.run(callback=progress, checkpoint_path=checkpoint_path)
+    except NonFiniteError as error:
+        progress.close()
+        raise CommandError(
+            f"{error}; training stopped, the last saved checkpoint in {folder} is kept"
+        ) from None
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+        progress.close()
+
+    trainer.save(checkpoint_path)
+    if interrupted:
+        print(
+            f"interrupted at step {trainer.step}; checkpoint saved. Resume with:\n"
+            f"  nptransformer train --resume {folder} --steps {trainer.settings.steps}",
+            file=sys.stderr,
+        )
+        return 130
+
+    started = time.perf_counter()
+    accuracy = trainer.evaluate()
+    print(
+        f"held-out exact-sequence accuracy: {accuracy:.1%} on {len(trainer.heldout)} "
+        f"sequences ({time.perf_counter() - started:.1f} s); "
+        f"training took {trainer.elapsed:.1f} s for {trainer.step} steps"
+    )
+    print("sample decodes (source -> output):")
+    for line in _sample_decodes(trainer):
+        print(line)
+    _write_outputs(trainer, folder, accuracy)
+    print(
+        f"wrote {folder}/checkpoint.npz, metrics.json, training_curves.png, attention.png"
+    )
+    return 0
+
+
+# ---- decode --------------------------------------------------------------------------
+
+
+def command_decode(args):
+    arrays, meta = load_checkpoint(args.checkpoint)
+    try:
+        config = TransformerConfig.from_dict(meta["config"])
+        task_settings = dict(meta["task"])
+        task = get_task(task_settings.pop("name"), **task_settings)
+    except (KeyError, TypeError, ValueError) as error:
+        raise CommandError(
+            f"checkpoint {args.checkpoint} has invalid settings ({error})"
+        ) from None
+    model = Transformer(config)
+    params = {
+        key[len("param/") :]: value
+        for key, value in arrays.items()
+        if key.startswith("param/")
+    }
+    try:
+        model.load_state_dict(params)
+    except ValueError as error:
+        raise CommandError(
+            f"checkpoint {args.checkpoint} does not match its config: {error}"
+        ) from None
+
+    low, high = NUM_SPECIAL, task.vocab_size - 1
+    symbols = []
+    for text in args.symbols.split():
+        try:
+            value = int(text)
+        except ValueError:
+            raise CommandError(
+                f"symbol {text!r} is not an integer; pass ids from {low} to {high}"
+            ) from None
+        if not low <= value <= high:
+            raise CommandError(
+                f"symbol {value} is outside this task's symbols {low}..{high}"
+            )
+        symbols.append(value)
+    if not symbols:
+        raise CommandError(
+            f'no symbols given; pass ids from {low} to {high}, e.g. "3 5 7"'
+        )
+    if len(symbols) + 1 > config.max_len:
+        raise CommandError(
+            f"{len(symbols)} symbols exceed the model's max_len {config.max_len} (EOS included)"
+        )
+    src = numpy.array([symbols + [EOS]], dtype=numpy.int64)
+    output = greedy_decode(
+        model, src, max_len=min(config.max_len, 2 * len(symbols) + 10)
+    )
+    print(" ".join(map(str, strip_special(output[0]))))
+    return 0
+
+
+# ---- gradcheck -----------------------------------------------------------------------
+
+
+def command_gradcheck(args):
+    from .op_checks import run_all
+
+    reports = run_all(seed=args.seed)
+    tolerance = 1e-7
+    print(
+        f"{'op':<22} {'max error':>10}  {'worst tensor':<14} result (tolerance {tolerance:g})"
+    )
+    failed = 0
+    for name, report in reports.items():
+        ok = report.max_error <= tolerance
+        failed += not ok
+        print(
+            f"{name:<22} {report.max_error:>10.2e}  {report.worst.name:<14} "
+            f"{'ok' if ok else 'FAILED'}"
+        )
+    return 1 if failed else 0
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    commands = {
+        "train": command_train,
+        "decode": command_decode,
+        "gradcheck": command_gradcheck,
+    }
+    try:
+        if args.backend:
+            set_backend(args.backend)
+        return commands[args.command](args)
+    except (
+        CommandError,
+        CheckpointError,
+        NonFiniteError,
+        ValueError,
+        TypeError,
+        RuntimeError,
+        OSError,
+    ) as error:
+        print(f"nptransformer {args.command}: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
