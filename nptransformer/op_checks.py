@@ -2,11 +2,13 @@
 
 Each entry builds small random inputs, runs `check_gradients` with a random upstream
 gradient and returns the GradientReport. Inputs have magnitude about 1 and stay away
-from ReLU's kink, where finite differences are meaningless.
+from ReLU's kink, where finite differences are meaningless. Every array is drawn on
+the host and moved to the active backend, so the same checks run on a GPU.
 """
 
 import numpy
 
+from .backend import get_backend
 from .gradcheck import check_gradients
 from .ops import (
     attention_backward,
@@ -30,6 +32,14 @@ from .ops import (
 )
 
 
+def _on_backend(arrays):
+    """Move a dict of NumPy arrays (or one array) to the active backend."""
+    xp = get_backend()
+    if isinstance(arrays, dict):
+        return {name: xp.asarray(value) for name, value in arrays.items()}
+    return xp.asarray(arrays)
+
+
 def check_linear(rng):
     inputs = {
         "x": rng.standard_normal((2, 3, 4)),
@@ -42,7 +52,7 @@ def check_linear(rng):
         return {"x": dx, "W": dW, "b": db}
 
     return check_gradients(
-        lambda i: linear_forward(i["x"], i["W"], i["b"]), backward, inputs
+        lambda i: linear_forward(i["x"], i["W"], i["b"]), backward, _on_backend(inputs)
     )
 
 
@@ -52,7 +62,7 @@ def check_relu(rng):
     return check_gradients(
         lambda i: relu_forward(i["x"]),
         lambda dout, cache: {"x": relu_backward(dout, cache)},
-        {"x": x},
+        _on_backend({"x": x}),
     )
 
 
@@ -60,7 +70,7 @@ def check_softmax(rng):
     return check_gradients(
         lambda i: softmax_forward(i["x"], axis=1),
         lambda dout, cache: {"x": softmax_backward(dout, cache)},
-        {"x": rng.standard_normal((2, 5, 3))},
+        _on_backend({"x": rng.standard_normal((2, 5, 3))}),
     )
 
 
@@ -76,16 +86,18 @@ def check_layernorm(rng):
         return {"x": dx, "gamma": dgamma, "beta": dbeta}
 
     return check_gradients(
-        lambda i: layernorm_forward(i["x"], i["gamma"], i["beta"]), backward, inputs
+        lambda i: layernorm_forward(i["x"], i["gamma"], i["beta"]),
+        backward,
+        _on_backend(inputs),
     )
 
 
 def check_embedding(rng):
-    ids = numpy.array([[0, 3, 3], [1, 3, 4]])  # id 3 repeated, id 2 unused
+    ids = _on_backend(numpy.array([[0, 3, 3], [1, 3, 4]]))  # 3 repeated, 2 unused
     return check_gradients(
         lambda i: embedding_forward(ids, i["W"]),
         lambda dout, cache: {"W": embedding_backward(dout, cache)},
-        {"W": rng.standard_normal((5, 4))},
+        _on_backend({"W": rng.standard_normal((5, 4))}),
     )
 
 
@@ -93,19 +105,21 @@ def check_dropout(rng):
     seed = int(rng.integers(1 << 30))
 
     def forward(i):
-        # A fresh generator with a fixed seed draws the same mask on every call.
-        return dropout_forward(i["x"], 0.3, numpy.random.default_rng(seed))
+        # A fresh generator with a fixed seed draws the same mask on every call; it
+        # comes from the active backend so the mask lives where x does.
+        return dropout_forward(i["x"], 0.3, get_backend().random.default_rng(seed))
 
     return check_gradients(
         forward,
         lambda dout, cache: {"x": dropout_backward(dout, cache)},
-        {"x": rng.standard_normal((4, 5))},
+        _on_backend({"x": rng.standard_normal((4, 5))}),
     )
 
 
 def check_attention(rng):
     mask = rng.random((2, 1, 4, 5)) > 0.3
     mask[0, 0, 2] = False  # one fully masked query row
+    mask = _on_backend(mask)
     inputs = {
         "q": rng.standard_normal((2, 3, 4, 6)),
         "k": rng.standard_normal((2, 3, 5, 6)),
@@ -117,7 +131,9 @@ def check_attention(rng):
         return {"q": dq, "k": dk, "v": dv}
 
     return check_gradients(
-        lambda i: attention_forward(i["q"], i["k"], i["v"], mask), backward, inputs
+        lambda i: attention_forward(i["q"], i["k"], i["v"], mask),
+        backward,
+        _on_backend(inputs),
     )
 
 
@@ -131,7 +147,7 @@ def check_multi_head_attention(rng):
     inputs["x_q"] = rng.standard_normal((2, 3, D))
     inputs["x_kv"] = rng.standard_normal((2, 4, D))
     key_padding = numpy.array([[True, True, True, False], [True, True, False, False]])
-    mask = key_padding[:, None, None, :]  # (B, 1, 1, Tk)
+    mask = _on_backend(key_padding[:, None, None, :])  # (B, 1, 1, Tk)
 
     def forward(i):
         params = {name: i[name] for name in names}
@@ -141,17 +157,18 @@ def check_multi_head_attention(rng):
         dx_q, dx_kv, dparams = multi_head_attention_backward(dout, cache)
         return dict(dparams, x_q=dx_q, x_kv=dx_kv)
 
-    return check_gradients(forward, backward, inputs)
+    return check_gradients(forward, backward, _on_backend(inputs))
 
 
 def check_cross_entropy(rng):
     targets = rng.integers(0, 6, size=(3, 4))
     targets[0, :2] = 0  # ignored positions (ignore_index 0)
+    targets = _on_backend(targets)
 
     return check_gradients(
         lambda i: cross_entropy_forward(i["logits"], targets, 0.1, ignore_index=0),
         lambda dloss, cache: {"logits": cross_entropy_backward(cache, dloss)},
-        {"logits": 2.0 * rng.standard_normal((3, 4, 6))},
+        _on_backend({"logits": 2.0 * rng.standard_normal((3, 4, 6))}),
     )
 
 

@@ -1,0 +1,142 @@
+"""The command line, run as a subprocess the way a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy
+import pytest
+
+from nptransformer.checkpoint import load_checkpoint
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "nptransformer", *args],
+        capture_output=True, text=True, cwd=cwd, timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli") / "run"
+    result = run_cli(
+        "train", "--task", "reverse", "--num-symbols", "6", "--max-length", "5",
+        "--steps", "400", "--warmup", "100", "--eval-every", "200",
+        "--heldout-size", "200", "--seed", "1", "--quiet", "--out", str(folder),
+    )
+    assert result.returncode == 0, result.stderr
+    return folder, result
+
+
+def test_train_writes_run_folder(trained_run):
+    folder, result = trained_run
+    for name in ("checkpoint.npz", "metrics.json", "training_curves.png", "attention.png"):
+        assert (folder / name).exists(), name
+    assert "parameters" in result.stdout
+    assert "held-out exact-sequence accuracy" in result.stdout
+    assert "step    200 |" in result.stdout
+
+
+def test_train_metrics_keys(trained_run):
+    folder, _ = trained_run
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["step"] == 400
+    assert 0.95 <= metrics["eval_accuracy"] <= 1.0
+    assert {"history", "config", "task", "num_parameters", "final_loss"} <= set(metrics)
+
+
+def test_checkpoint_layout(trained_run):
+    folder, _ = trained_run
+    arrays, meta = load_checkpoint(str(folder / "checkpoint.npz"))
+    assert int(arrays["adam/step"]) == 400
+    assert "param/generator.W" in arrays
+    assert "adam/m/generator.W" in arrays and "adam/v/generator.W" in arrays
+    assert meta["config"]["d_model"] == 64
+    assert meta["task"]["name"] == "reverse"
+    assert not [name for name in os.listdir(folder) if name.endswith(".tmp")]
+
+
+def test_decode_reverses(trained_run):
+    folder, _ = trained_run
+    result = run_cli("decode", "--checkpoint", str(folder), "3 5 7 4")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "4 7 5 3"
+
+
+def test_decode_rejects_symbol_outside_task(trained_run):
+    folder, _ = trained_run
+    result = run_cli("decode", "--checkpoint", str(folder), "3 99")
+    assert result.returncode == 1
+    assert "symbol 99" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_train_refuses_non_empty_folder(trained_run):
+    folder, _ = trained_run
+    result = run_cli("train", "--steps", "1", "--out", str(folder))
+    assert result.returncode == 1
+    assert "not empty" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_resume_continues_to_total_steps(trained_run, tmp_path):
+    folder, _ = trained_run
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "checkpoint.npz").write_bytes((folder / "checkpoint.npz").read_bytes())
+    result = run_cli("train", "--resume", str(copy), "--steps", "410", "--quiet")
+    assert result.returncode == 0, result.stderr
+    arrays, meta = load_checkpoint(str(copy / "checkpoint.npz"))
+    assert meta["step"] == 410
+    assert int(arrays["adam/step"]) == 410
+
+
+def test_resume_rejects_contradicting_flag(trained_run):
+    folder, _ = trained_run
+    result = run_cli("train", "--resume", str(folder), "--steps", "500", "--batch-size", "7")
+    assert result.returncode == 1
+    assert "--batch-size 7" in result.stderr and "64" in result.stderr
+
+
+def test_decode_corrupt_checkpoint_one_line_error(tmp_path):
+    bad = tmp_path / "checkpoint.npz"
+    bad.write_bytes(b"not a zip file at all")
+    result = run_cli("decode", "--checkpoint", str(bad), "3 4")
+    assert result.returncode == 1
+    assert "corrupt" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_decode_missing_checkpoint(tmp_path):
+    result = run_cli("decode", "--checkpoint", str(tmp_path / "nothing"), "3 4")
+    assert result.returncode == 1
+    assert "not found" in result.stderr
+
+
+def test_gradcheck_prints_every_op():
+    result = run_cli("gradcheck")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for op in ("linear", "softmax", "layernorm", "multi_head_attention", "cross_entropy"):
+        assert op in result.stdout
+    assert "FAILED" not in result.stdout
+
+
+def test_unknown_task_is_usage_error():
+    result = run_cli("train", "--task", "sorting")
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr
+
+
+def test_console_script_version():
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("nptransformer ")
+
+
+def test_zero_steps_rejected():
+    result = run_cli("train", "--steps", "0")
+    assert result.returncode == 2
+    assert "positive integer" in result.stderr
+    numpy.testing.assert_equal("Traceback" in result.stderr, False)
