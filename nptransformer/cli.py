@@ -569,6 +569,10 @@ def main(argv=None):
     ) as error:
         print(f"nptransformer {args.command}: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Training installs its own handler that saves first; this covers the rest.
+        print(f"nptransformer {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 The checker compares an analytic backward pass with the numerical derivative of the
 scalar f = Σ upstream * forward(inputs), where `upstream` is a random array. A random
-upstream gradient matters: with an all-ones upstream the softmax cross term sums to
-zero, so a softmax backward that forgot it would still pass.
+upstream gradient matters: with an all-ones upstream the true softmax gradient is
+exactly zero, so the check would only confirm that backward returns zeros, and any
+wrong cross term that also vanishes for a constant upstream gradient would pass.
 
 Error per tensor: max |numeric - analytic| / max(scale, floor), where scale is the
 largest magnitude of either gradient of that tensor. Above the floor this is a

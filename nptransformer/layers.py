@@ -54,7 +54,11 @@ def _uniform(rng, shape, limit, dtype):
 
 
 def xavier_uniform(rng, fan_in, fan_out, dtype):
-    """Glorot and Bengio (2010) initialisation: U(±sqrt(6 / (fan_in + fan_out)))."""
+    """Glorot and Bengio (2010) initialisation: U(±sqrt(6 / (fan_in + fan_out))).
+
+    NOTE: the paper does not state its initialisation; Xavier-uniform is the common
+    choice for Transformer weight matrices.
+    """
     limit = math.sqrt(6.0 / (fan_in + fan_out))
     return _uniform(rng, (fan_in, fan_out), limit, dtype)
 
@@ -80,7 +84,10 @@ class LayerNorm(Layer):
 
 
 class MultiHeadAttention(Layer):
-    """Multi-head attention with parameters Wq, bq, Wk, bk, Wv, bv, Wo, bo."""
+    """Multi-head attention with parameters Wq, bq, Wk, bk, Wv, bv, Wo, bo.
+
+    NOTE: the paper's projections have no biases; these follow PyTorch's default.
+    """
 
     def __init__(self, d_model, num_heads, rng, dtype):
         super().__init__()
@@ -152,6 +159,8 @@ class SublayerConnection:
     """Residual connection around a sublayer, with LayerNorm before or after it.
 
     Post-LN (the paper's): out = LayerNorm(x + Dropout(sublayer(x))).
+    NOTE: as in the paper, dropout acts only here and on the embedding sums. PyTorch's
+    Transformer layers also drop attention weights and the FFN hidden layer.
     Pre-LN: out = x + Dropout(sublayer(LayerNorm(x))).
     `sublayer_forward(h) -> (y, cache)` and `sublayer_backward(dy, cache) -> dh` are
     passed in, so attention and the FFN share this one residual code path.

@@ -46,6 +46,7 @@ class TransformerConfig:
     norm_first: bool = False
     tie_embeddings: bool = False
     share_embeddings: bool = False
+    # NOTE: the paper gives no LayerNorm epsilon; 1e-5 is PyTorch's default.
     layernorm_eps: float = 1e-5
     dtype: str = "float32"
 

@@ -108,7 +108,8 @@ class NoamSchedule:
 def clip_grad_norm(grads, max_norm):
     """Scale all gradients in place so their joint L2 norm is at most max_norm.
 
-    Returns the total norm before clipping, as a Python float.
+    Returns the total norm before clipping, as a Python float. A non-finite norm
+    leaves the gradients unchanged, so the caller can report which tensor is bad.
     """
     if not max_norm > 0:
         raise ValueError(f"max_norm must be positive, got {max_norm!r}")
@@ -116,7 +117,7 @@ def clip_grad_norm(grads, max_norm):
     for grad in grads.values():
         total += float((grad * grad).sum())
     norm = math.sqrt(total)
-    if norm > max_norm:
+    if math.isfinite(norm) and norm > max_norm:
         scale = max_norm / (norm + 1e-6)
         for grad in grads.values():
             grad *= grad.dtype.type(scale)

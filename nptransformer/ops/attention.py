@@ -31,7 +31,7 @@ def attention_forward(q, k, v, mask=None):
     q: (..., Tq, Dk), k: (..., Tk, Dk), v: (..., Tk, Dv); mask: boolean, broadcastable
     to (..., Tq, Tk), True where the query may attend to the key. A query row with no
     key to attend to gets zero weights and a zero output row.
-    Returns out (..., Tq, Dv) and cache = (q, k, v, weights, softmax cache). The
+    Returns out (..., Tq, Dv) and cache = (q, k, v, weights, softmax cache, scale). The
     weights (..., Tq, Tk) are kept because both the v gradient and the softmax
     gradient need them; recomputing them would cost a second q kᵀ product.
     """

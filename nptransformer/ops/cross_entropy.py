@@ -12,9 +12,12 @@ def cross_entropy_forward(logits, targets, label_smoothing=0.0, ignore_index=Non
 
     logits: (..., V) float; targets: integer (...). The target distribution is
     (1 - ε) onehot(target) + ε / V over all V classes, ε = label_smoothing in [0, 1].
+    NOTE: some implementations spread ε over the V - 1 wrong classes instead; this is
+    PyTorch's convention, so the two losses can be compared directly.
     Ignored positions add nothing to the loss or gradient and are not counted in
-    the mean; with every position ignored the loss is 0. Returns the loss as a 0-d
-    array of the logits' dtype and cache = (probabilities (N, V), targets, keep-mask,
+    the mean; with every position ignored the loss is 0. Returns the loss as a scalar
+    of the logits' dtype (a NumPy scalar, or a 0-d array on CuPy) and
+    cache = (probabilities (N, V), targets with ignored entries set to 0, keep-mask,
     count, ε, leading shape). The probabilities are cached because the gradient is probabilities
     minus the target distribution.
     """
@@ -62,7 +65,8 @@ def cross_entropy_forward(logits, targets, label_smoothing=0.0, ignore_index=Non
         losses = losses - (label_smoothing / V) * log_probs.sum(axis=-1)
 
     # 3. mean over kept positions
-    loss = (losses * keep).sum() / max(count, 1)
+    # where(), not a product: an ignored row may hold -inf logits, and inf * 0 is NaN.
+    loss = xp.where(keep, losses, 0).sum() / max(count, 1)
     loss = loss.astype(logits.dtype)
     cache = (probabilities, safe_targets, keep, count, label_smoothing, lead_shape)
     return loss, cache

@@ -14,7 +14,9 @@ def dropout_forward(x, p, rng, training=True):
         raise ValueError(f"dropout probability p must be in [0, 1), got {p!r}")
     if not training or p == 0.0:
         return x, None
-    keep = rng.random(x.shape, dtype=x.dtype) >= p
+    # Generators draw float32 or float64 only; float32 draws serve narrower types too.
+    draw_dtype = x.dtype if x.dtype == "float64" else "float32"
+    keep = rng.random(x.shape, dtype=draw_dtype) >= p
     scale = keep * x.dtype.type(1.0 / (1.0 - p))
     return x * scale, scale
 

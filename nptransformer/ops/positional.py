@@ -1,4 +1,7 @@
-"""Sinusoidal positional encoding of Vaswani et al. (2017), section 3.5."""
+"""Sinusoidal positional encoding of Vaswani et al. (2017), section 3.5.
+
+Derivation: docs/derivations/positional.md.
+"""
 
 import numpy
 
