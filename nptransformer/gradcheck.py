@@ -7,9 +7,11 @@ exactly zero, so the check would only confirm that backward returns zeros, and a
 wrong cross term that also vanishes for a constant upstream gradient would pass.
 
 Error per tensor: max |numeric - analytic| / max(scale, floor), where scale is the
-largest magnitude of either gradient of that tensor. Above the floor this is a
-relative error; below it (a tensor whose true gradient is zero, such as attention's
-key bias bk) it is the absolute error divided by the floor.
+largest magnitude of either gradient of that tensor, and floor is the larger of an
+absolute floor and `relative_floor` times the largest gradient of the whole check.
+Above the floor this is a relative error. Below it (a tensor whose true gradient is
+zero, such as attention's key bias bk) it is the absolute error measured against the
+size of the other gradients, because finite-difference noise grows with them.
 """
 
 from dataclasses import dataclass
@@ -86,6 +88,7 @@ def check_gradients(
     *,
     eps=1e-5,
     floor=1e-2,
+    relative_floor=1e-3,
     seed=0,
     max_entries=None,
 ):
@@ -115,15 +118,13 @@ def check_gradients(
         value, _ = forward(inputs)
         return _as_float(value * upstream)
 
-    checks = []
+    measured = []
     for name, grad in analytic.items():
         if grad is None:
             continue
         array = inputs[name]
         if not array.flags.c_contiguous:
-            raise ValueError(
-                f"input {name!r} must be C-contiguous to be perturbed in place"
-            )
+            raise ValueError(f"input {name!r} must be C-contiguous to be perturbed in place")
         flat = array.reshape(-1)  # a view, so perturbing it perturbs the input
         grad_host = to_numpy(grad).reshape(-1)
         positions = _entries_to_check(array.shape, max_entries, rng)
@@ -138,16 +139,24 @@ def check_gradients(
             minus = objective()
             flat[position] = original
             numeric[n] = (plus - minus) / (2 * eps)
-        chosen = grad_host[positions]
+        measured.append((name, array.shape, positions, numeric, grad_host[positions]))
+
+    largest = max(
+        (max(numpy.abs(num).max(), numpy.abs(ana).max()) for *_, num, ana in measured),
+        default=0.0,
+    )
+    tensor_floor = max(floor, relative_floor * float(largest))
+    checks = []
+    for name, shape, positions, numeric, chosen in measured:
         diff = numpy.abs(numeric - chosen)
         worst = int(numpy.argmax(diff))
         scale = max(float(numpy.abs(numeric).max()), float(numpy.abs(chosen).max()))
-        index = numpy.unravel_index(positions[worst], array.shape)
+        index = numpy.unravel_index(positions[worst], shape)
         checks.append(
             TensorCheck(
                 name=name,
-                shape=tuple(array.shape),
-                error=float(diff[worst]) / max(scale, floor),
+                shape=tuple(shape),
+                error=float(diff[worst]) / max(scale, tensor_floor),
                 max_abs_diff=float(diff[worst]),
                 index=tuple(int(i) for i in index),
                 analytic=float(chosen[worst]),
