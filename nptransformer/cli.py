@@ -17,9 +17,9 @@ import numpy
 from . import __version__
 from .backend import set_backend, to_numpy
 from .checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint_path
-from .decoding import greedy_decode, strip_special
+from .decoding import beam_search, greedy_decode
 from .model import Transformer, TransformerConfig
-from .tasks import EOS, NUM_SPECIAL, TASKS, get_task
+from .tasks import EOS, TASKS, get_task
 from .train import NonFiniteError, Trainer, TrainSettings, default_model_config
 
 # Flags whose values are saved in a run; on --resume an explicit flag must agree.
@@ -32,6 +32,7 @@ _MODEL_FLAGS = {
     "dtype": "dtype",
 }
 _SETTING_FLAGS = {
+    "eval_max_length": "eval_max_length",
     "batch_size": "batch_size",
     "seed": "seed",
     "warmup": "warmup_steps",
@@ -100,6 +101,31 @@ def build_parser():
         help="task to learn (default: reverse)",
     )
     train.add_argument(
+        "--data",
+        metavar="FILE",
+        default=None,
+        help="train on tab-separated source/target lines instead of a generated task",
+    )
+    train.add_argument(
+        "--tokens",
+        choices=("chars", "words"),
+        default=None,
+        help="with --data: split text into characters or words (default: chars)",
+    )
+    train.add_argument(
+        "--heldout-fraction",
+        type=float,
+        default=None,
+        help="with --data: share of pairs held out for evaluation (default: 0.1)",
+    )
+    train.add_argument(
+        "--eval-max-length",
+        type=_non_negative_int,
+        default=None,
+        help="after training, report accuracy for every length up to this one, "
+        "beyond the training lengths too (default: 0 = off)",
+    )
+    train.add_argument(
         "--steps",
         type=_positive_int,
         default=None,
@@ -130,7 +156,8 @@ def build_parser():
         "--max-length",
         type=_positive_int,
         default=None,
-        help="longest sequence in symbols (default: 10)",
+        help="longest sequence in symbols, or digits per operand for addition "
+        "(default: 10; 3 for addition)",
     )
     train.add_argument(
         "--d-model", type=_positive_int, default=None, help="model width (default: 64)"
@@ -219,7 +246,15 @@ def build_parser():
         "--checkpoint", required=True, help="checkpoint file or run folder"
     )
     decode.add_argument(
-        "symbols", help='source symbol ids separated by spaces, e.g. "3 5 7 4"'
+        "--beam",
+        type=_positive_int,
+        default=1,
+        help="beam size; 1 decodes greedily (default: 1)",
+    )
+    decode.add_argument(
+        "symbols",
+        help='the input: symbol ids such as "3 5 7 4", two numbers such as "12+345" '
+        "for addition, or text for a model trained with --data",
     )
 
     gradcheck = commands.add_parser(
@@ -234,13 +269,33 @@ def build_parser():
 # ---- train ---------------------------------------------------------------------------
 
 
+def _make_task(args):
+    if args.data:
+        if args.task or args.num_symbols or args.max_length:
+            raise CommandError(
+                "--data replaces the generated task; drop --task, --num-symbols "
+                "and --max-length"
+            )
+        return get_task(
+            "data",
+            path=args.data,
+            tokens=args.tokens or "chars",
+            heldout_fraction=0.1 if args.heldout_fraction is None else args.heldout_fraction,
+            split_seed=args.seed or 0,
+        )
+    if args.tokens or args.heldout_fraction is not None:
+        raise CommandError("--tokens and --heldout-fraction apply only with --data FILE")
+    settings = {"num_symbols": args.num_symbols or 10}
+    if args.max_length:
+        settings["max_length"] = args.max_length
+    return get_task(args.task or "reverse", **settings)
+
+
 def _new_run(args):
-    task = get_task(
-        args.task or "reverse",
-        num_symbols=args.num_symbols or 10,
-        max_length=args.max_length or 10,
+    task = _make_task(args)
+    config = default_model_config(
+        task, args.dtype or "float32", longest=args.eval_max_length or None
     )
-    config = default_model_config(task, args.dtype or "float32")
     overrides = {
         "d_model": args.d_model,
         "num_heads": args.heads,
@@ -271,7 +326,12 @@ def _check_resume_flags(args, trainer):
         saved[flag] = getattr(trainer.settings, field)
     task = trainer.task.settings()
     for flag, field in _TASK_FLAGS.items():
-        saved[flag] = task[field]
+        if field in task:
+            saved[flag] = task[field]
+    if "path" in task:
+        saved["data"] = task["path"]
+        saved["tokens"] = task["tokens"]
+        saved["heldout_fraction"] = task["heldout_fraction"]
     for flag, value in saved.items():
         given = getattr(args, flag)
         if given is not None and given != value:
@@ -290,8 +350,9 @@ def _prepare_run_folder(args):
             )
         resolve_checkpoint_path(folder)
         return folder
+    name = "data" if args.data else args.task or "reverse"
     folder = args.out or os.path.join(
-        "runs", f"{args.task or 'reverse'}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+        "runs", f"{name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     )
     if os.path.isdir(folder) and os.listdir(folder):
         raise CommandError(
@@ -348,18 +409,19 @@ class _ProgressPrinter:
 def _sample_decodes(trainer, count=3):
     batch = trainer.heldout.subset(slice(0, count))
     predicted = greedy_decode(trainer.model, batch.src, max_len=batch.tgt_out.shape[1])
+    task = trainer.task
     lines = []
-    for row in range(count):
-        source = " ".join(map(str, strip_special(batch.src[row])))
-        expected = " ".join(map(str, strip_special(batch.tgt_out[row])))
-        output = " ".join(map(str, strip_special(predicted[row])))
+    for row in range(min(count, len(batch))):
+        source = task.format_ids(batch.src[row])
+        expected = task.format_ids(batch.tgt_out[row])
+        output = task.format_ids(predicted[row])
         mark = "ok" if output == expected else "WRONG"
         lines.append(f"  {source:<30} -> {output:<30} ({mark}, expected {expected})")
     return lines
 
 
-def _write_outputs(trainer, folder, accuracy):
-    from .plots import plot_attention, plot_history
+def _write_outputs(trainer, folder, accuracy, accuracy_by_length):
+    from .plots import plot_accuracy_by_length, plot_attention, plot_history
 
     history = trainer.history
     metrics = {
@@ -373,9 +435,18 @@ def _write_outputs(trainer, folder, accuracy):
         "config": trainer.config.to_dict(),
         "history": history,
     }
+    if accuracy_by_length:
+        metrics["accuracy_by_length"] = {str(k): v for k, v in accuracy_by_length.items()}
+        metrics["train_max_length"] = trainer.task.max_length
     with open(os.path.join(folder, "metrics.json"), "w") as file:
         json.dump(metrics, file, indent=1)
     plot_history(history, os.path.join(folder, "training_curves.png"))
+    if accuracy_by_length:
+        plot_accuracy_by_length(
+            accuracy_by_length,
+            trainer.task.max_length,
+            os.path.join(folder, "accuracy_by_length.png"),
+        )
 
     example = trainer.heldout.subset(slice(0, 1))
     length = int((example.src[0] != 0).sum())
@@ -461,10 +532,19 @@ def command_train(args):
     print("sample decodes (source -> output):")
     for line in _sample_decodes(trainer):
         print(line)
-    _write_outputs(trainer, folder, accuracy)
-    print(
-        f"wrote {folder}/checkpoint.npz, metrics.json, training_curves.png, attention.png"
-    )
+    accuracy_by_length = {}
+    longest = trainer.settings.eval_max_length
+    if longest:
+        accuracy_by_length = trainer.evaluate_by_length(longest)
+        print(f"accuracy by length (trained on 1-{trainer.task.max_length}):")
+        for length, value in accuracy_by_length.items():
+            marker = "" if length <= trainer.task.max_length else "  (longer than training)"
+            print(f"  length {length:>3}: {value:6.1%}{marker}")
+    _write_outputs(trainer, folder, accuracy, accuracy_by_length)
+    figures = "training_curves.png, attention.png"
+    if accuracy_by_length:
+        figures += ", accuracy_by_length.png"
+    print(f"wrote {folder}/checkpoint.npz, metrics.json, {figures}")
     return 0
 
 
@@ -476,7 +556,10 @@ def command_decode(args):
     try:
         config = TransformerConfig.from_dict(meta["config"])
         task_settings = dict(meta["task"])
-        task = get_task(task_settings.pop("name"), **task_settings)
+        name = task_settings.pop("name")
+        if name == "data":
+            task_settings["load_pairs"] = False  # the vocabulary is in the checkpoint
+        task = get_task(name, **task_settings)
     except (KeyError, TypeError, ValueError) as error:
         raise CommandError(
             f"checkpoint {args.checkpoint} has invalid settings ({error})"
@@ -494,33 +577,19 @@ def command_decode(args):
             f"checkpoint {args.checkpoint} does not match its config: {error}"
         ) from None
 
-    low, high = NUM_SPECIAL, task.vocab_size - 1
-    symbols = []
-    for text in args.symbols.split():
-        try:
-            value = int(text)
-        except ValueError:
-            raise CommandError(
-                f"symbol {text!r} is not an integer; pass ids from {low} to {high}"
-            ) from None
-        if not low <= value <= high:
-            raise CommandError(
-                f"symbol {value} is outside this task's symbols {low}..{high}"
-            )
-        symbols.append(value)
-    if not symbols:
-        raise CommandError(
-            f'no symbols given; pass ids from {low} to {high}, e.g. "3 5 7"'
-        )
+    symbols = task.parse_source(args.symbols)
     if len(symbols) + 1 > config.max_len:
         raise CommandError(
-            f"{len(symbols)} symbols exceed the model's max_len {config.max_len} (EOS included)"
+            f"the input has {len(symbols)} tokens, more than the model's max_len "
+            f"{config.max_len} allows (EOS included); shorten it"
         )
     src = numpy.array([symbols + [EOS]], dtype=numpy.int64)
-    output = greedy_decode(
-        model, src, max_len=min(config.max_len, 2 * len(symbols) + 10)
-    )
-    print(" ".join(map(str, strip_special(output[0]))))
+    max_len = min(config.max_len, 2 * len(symbols) + 10)
+    if args.beam > 1:
+        output = beam_search(model, src, max_len=max_len, beam_size=args.beam)
+    else:
+        output = greedy_decode(model, src, max_len=max_len)
+    print(task.format_ids(output[0]))
     return 0
 
 

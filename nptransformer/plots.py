@@ -79,3 +79,27 @@ def plot_attention(weights, query_labels=None, key_labels=None, title=None, path
         figure.savefig(path, dpi=110)
         plt.close(figure)
     return figure
+
+
+def plot_accuracy_by_length(accuracy_by_length, train_max_length, path=None):
+    """Plot exact-sequence accuracy against example length.
+
+    accuracy_by_length: dict length -> accuracy; a dashed line marks the longest
+    training length. Saves a PNG to path when given and returns the Figure.
+    """
+    plt = _pyplot()
+    lengths = sorted(accuracy_by_length)
+    figure, axis = plt.subplots(figsize=(6, 3.6))
+    axis.plot(lengths, [accuracy_by_length[n] for n in lengths], marker="o", markersize=4)
+    axis.axvline(train_max_length + 0.5, linestyle="--", color="gray",
+                 label="longest training length")
+    axis.set_ylim(-0.02, 1.02)
+    axis.set_xlabel("length")
+    axis.set_ylabel("exact-sequence accuracy")
+    axis.legend(loc="lower left")
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    if path:
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+    return figure

@@ -36,6 +36,7 @@ class TrainSettings:
     eval_size: int = 200
     heldout_size: int = 1000
     save_every: int = 0
+    eval_max_length: int = 0
 
     def __post_init__(self):
         for name in (
@@ -48,7 +49,7 @@ class TrainSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("eval_every", "save_every"):
+        for name in ("eval_every", "save_every", "eval_max_length"):
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) != value or value < 0:
                 raise ValueError(
@@ -120,8 +121,13 @@ def evaluate(model, batch, batch_size=500):
     return correct / len(batch)
 
 
-def default_model_config(task, dtype="float32"):
-    """The small model the command line trains: it learns copy and reverse quickly."""
+def default_model_config(task, dtype="float32", longest=None):
+    """The small model the command line trains: it learns copy and reverse quickly.
+
+    longest: the longest example length the model must handle (for evaluating on
+    longer sequences than training); max_len covers it and at least 64 positions.
+    """
+    longest = task.max_length if longest is None else max(longest, task.max_length)
     return TransformerConfig(
         src_vocab_size=task.vocab_size,
         tgt_vocab_size=task.vocab_size,
@@ -131,7 +137,10 @@ def default_model_config(task, dtype="float32"):
         num_decoder_layers=2,
         d_ff=256,
         dropout=0.0,
-        max_len=max(64, task.max_source_length, task.max_target_length),
+        max_len=max(
+            64, task.max_source_length, task.max_target_length,
+            task.source_length(longest), task.target_length(longest),
+        ),
         pad_id=PAD,
         dtype=dtype,
     )
@@ -214,6 +223,22 @@ class Trainer:
         return trainer
 
     # ---- running -------------------------------------------------------------------
+
+    def evaluate_by_length(self, longest, per_length=200):
+        """Exact-sequence accuracy for each example length from 1 to `longest`.
+
+        Each length gets `per_length` fresh examples from a stream independent of
+        training and of the held-out set, so lengths beyond training can be tested.
+        Returns a dict length -> accuracy.
+        """
+        rng = numpy.random.default_rng(
+            numpy.random.SeedSequence(self.settings.seed).spawn(3)[2]
+        )
+        accuracy = {}
+        for length in range(1, longest + 1):
+            inputs = self.task.inputs_of_length(rng, per_length, length)
+            accuracy[length] = evaluate(self.model, self.task.make_batch(inputs))
+        return accuracy
 
     def evaluate(self, size=None):
         """Exact-sequence accuracy on the first `size` held-out rows (all when None)."""

@@ -53,3 +53,53 @@ def test_unknown_task_names_choices():
 def test_bad_task_sizes(num_symbols, max_length):
     with pytest.raises(ValueError):
         get_task("copy", num_symbols=num_symbols, max_length=max_length)
+
+
+def test_sort_answer_keeps_repeats():
+    task = get_task("sort")
+    numpy.testing.assert_array_equal(task.answer(numpy.array([7, 3, 7, 4])), [3, 4, 7, 7])
+
+
+def test_addition_examples_add_up():
+    task = get_task("addition", max_length=4)
+    batch = task.sample_batch(numpy.random.default_rng(0), 200)
+    for row in range(len(batch)):
+        text = task.format_ids(batch.src[row])
+        a, b = (int(part) for part in text.split("+"))
+        assert task.format_ids(batch.tgt_out[row]) == str(a + b)
+    assert batch.src.shape[1] <= task.max_source_length
+    assert batch.tgt_out.shape[1] <= task.max_target_length
+
+
+def test_addition_parse_source_forms():
+    task = get_task("addition")
+    assert task.parse_source("12+345") == [4, 5, 13, 6, 7, 8]
+    assert task.parse_source("4 5 13 6") == [4, 5, 13, 6]
+    with pytest.raises(ValueError, match="two numbers"):
+        task.parse_source("4 5 6")
+
+
+def test_addition_needs_ten_digits():
+    with pytest.raises(ValueError, match="num_symbols must be 10, got 5"):
+        get_task("addition", num_symbols=5)
+
+
+def test_inputs_of_exact_length():
+    task = get_task("reverse", max_length=5)
+    inputs = task.inputs_of_length(numpy.random.default_rng(0), 4, 12)
+    assert all(len(x) == 12 for x in inputs)
+    addition = get_task("addition", max_length=2)
+    for x in addition.inputs_of_length(numpy.random.default_rng(0), 20, 4):
+        a, b = addition.format_ids(numpy.append(x, EOS)).split("+")
+        assert len(a) == len(b) == 4
+
+
+def test_symbol_task_parse_errors():
+    task = get_task("copy")
+    assert task.parse_source(" 3 12 ") == [3, 12]
+    with pytest.raises(ValueError, match="symbol 13 is outside"):
+        task.parse_source("3 13")
+    with pytest.raises(ValueError, match="'x'"):
+        task.parse_source("3 x")
+    with pytest.raises(ValueError, match="no symbols"):
+        task.parse_source("   ")
