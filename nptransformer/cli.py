@@ -421,6 +421,9 @@ def _sample_decodes(trainer, count=3):
 
 
 def _write_outputs(trainer, folder, accuracy, accuracy_by_length):
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never open a window
     from .plots import plot_accuracy_by_length, plot_attention, plot_history
 
     history = trainer.history

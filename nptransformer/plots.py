@@ -6,13 +6,8 @@ from .backend import to_numpy
 
 
 def _pyplot():
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in (
-        "agg",
-        "module://matplotlib_inline.backend_inline",
-    ):
-        matplotlib.use("Agg")
+    # The backend is left to matplotlib (inline in notebooks, Agg without a display);
+    # the command line selects Agg itself before plotting.
     import matplotlib.pyplot as plt
 
     return plt
