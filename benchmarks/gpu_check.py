@@ -23,8 +23,12 @@ from nptransformer.tasks import get_task
 from nptransformer.train import train_step
 
 CONFIGS = {
-    "small": dict(vocab=13, length=10, d_model=64, heads=4, layers=2, d_ff=256, batch=64),
-    "medium": dict(vocab=1000, length=32, d_model=256, heads=8, layers=3, d_ff=1024, batch=32),
+    "small": dict(
+        vocab=13, length=10, d_model=64, heads=4, layers=2, d_ff=256, batch=64
+    ),
+    "medium": dict(
+        vocab=1000, length=32, d_model=256, heads=8, layers=3, d_ff=1024, batch=32
+    ),
 }
 
 
@@ -32,10 +36,16 @@ def run(backend, spec, dtype, steps, initial_state):
     set_backend(backend)
     task = get_task("reverse", num_symbols=spec["vocab"] - 3, max_length=spec["length"])
     config = TransformerConfig(
-        src_vocab_size=spec["vocab"], tgt_vocab_size=spec["vocab"], d_model=spec["d_model"],
-        num_heads=spec["heads"], num_encoder_layers=spec["layers"],
-        num_decoder_layers=spec["layers"], d_ff=spec["d_ff"], dropout=0.0,
-        max_len=spec["length"] + 2, dtype=dtype,
+        src_vocab_size=spec["vocab"],
+        tgt_vocab_size=spec["vocab"],
+        d_model=spec["d_model"],
+        num_heads=spec["heads"],
+        num_encoder_layers=spec["layers"],
+        num_decoder_layers=spec["layers"],
+        d_ff=spec["d_ff"],
+        dropout=0.0,
+        max_len=spec["length"] + 2,
+        dtype=dtype,
     )
     model = Transformer(config, seed=0)
     model.load_state_dict(initial_state)
@@ -59,37 +69,58 @@ def main():
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--config", choices=sorted(CONFIGS), default="small")
-    parser.add_argument("--tolerance", type=float, default=None,
-                        help="largest allowed relative loss difference "
-                             "(default 1e-3 in float32, 1e-9 in float64)")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="largest allowed relative loss difference "
+        "(default 1e-3 in float32, 1e-9 in float64)",
+    )
     args = parser.parse_args()
     spec = CONFIGS[args.config]
     tolerance = args.tolerance or (1e-3 if args.dtype == "float32" else 1e-9)
 
     set_backend("numpy")
-    reference = Transformer(TransformerConfig(
-        src_vocab_size=spec["vocab"], tgt_vocab_size=spec["vocab"], d_model=spec["d_model"],
-        num_heads=spec["heads"], num_encoder_layers=spec["layers"],
-        num_decoder_layers=spec["layers"], d_ff=spec["d_ff"], dropout=0.0,
-        max_len=spec["length"] + 2, dtype=args.dtype,
-    ), seed=0)
+    reference = Transformer(
+        TransformerConfig(
+            src_vocab_size=spec["vocab"],
+            tgt_vocab_size=spec["vocab"],
+            d_model=spec["d_model"],
+            num_heads=spec["heads"],
+            num_encoder_layers=spec["layers"],
+            num_decoder_layers=spec["layers"],
+            d_ff=spec["d_ff"],
+            dropout=0.0,
+            max_len=spec["length"] + 2,
+            dtype=args.dtype,
+        ),
+        seed=0,
+    )
     initial_state = reference.state_dict()
 
-    numpy_losses, numpy_times = run("numpy", spec, args.dtype, args.steps, initial_state)
+    numpy_losses, numpy_times = run(
+        "numpy", spec, args.dtype, args.steps, initial_state
+    )
     cupy_losses, cupy_times = run("cupy", spec, args.dtype, args.steps, initial_state)
     set_backend("numpy")
 
     print(f"{'step':>5} {'numpy loss':>12} {'cupy loss':>12} {'rel. diff':>10}")
     relative = numpy.abs(cupy_losses - numpy_losses) / numpy.abs(numpy_losses)
     for step in range(0, args.steps, max(1, args.steps // 10)):
-        print(f"{step + 1:>5} {numpy_losses[step]:>12.6f} {cupy_losses[step]:>12.6f} "
-              f"{relative[step]:>10.2e}")
+        print(
+            f"{step + 1:>5} {numpy_losses[step]:>12.6f} {cupy_losses[step]:>12.6f} "
+            f"{relative[step]:>10.2e}"
+        )
     # The first steps include CuPy's kernel compilation; leave them out of the timing.
     numpy_ms = 1000 * statistics.median(numpy_times[5:] or numpy_times)
     cupy_ms = 1000 * statistics.median(cupy_times[5:] or cupy_times)
-    print(f"config {args.config}, {args.dtype}: numpy {numpy_ms:.1f} ms/step, "
-          f"cupy {cupy_ms:.1f} ms/step, speed-up {numpy_ms / cupy_ms:.1f}x")
-    print(f"largest relative loss difference {relative.max():.2e} (tolerance {tolerance:g})")
+    print(
+        f"config {args.config}, {args.dtype}: numpy {numpy_ms:.1f} ms/step, "
+        f"cupy {cupy_ms:.1f} ms/step, speed-up {numpy_ms / cupy_ms:.1f}x"
+    )
+    print(
+        f"largest relative loss difference {relative.max():.2e} (tolerance {tolerance:g})"
+    )
     return 0 if relative.max() <= tolerance else 1
 
 

@@ -19,7 +19,9 @@ import time
 
 import numpy
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests")
+)
 
 from nptransformer import Transformer, TransformerConfig, set_backend  # noqa: E402
 from nptransformer.optim import Adam, NoamSchedule  # noqa: E402
@@ -28,8 +30,12 @@ from nptransformer.train import train_step  # noqa: E402
 from strict_backend import DeviceArray, strict_device  # noqa: E402
 
 CONFIGS = {
-    "small": dict(vocab=13, length=10, d_model=64, heads=4, layers=2, d_ff=256, batch=64),
-    "medium": dict(vocab=1000, length=32, d_model=256, heads=8, layers=3, d_ff=1024, batch=32),
+    "small": dict(
+        vocab=13, length=10, d_model=64, heads=4, layers=2, d_ff=256, batch=64
+    ),
+    "medium": dict(
+        vocab=1000, length=32, d_model=256, heads=8, layers=3, d_ff=1024, batch=32
+    ),
 }
 
 
@@ -37,17 +43,26 @@ def build(name, seed=0):
     spec = CONFIGS[name]
     task = get_task("reverse", num_symbols=spec["vocab"] - 3, max_length=spec["length"])
     config = TransformerConfig(
-        src_vocab_size=spec["vocab"], tgt_vocab_size=spec["vocab"], d_model=spec["d_model"],
-        num_heads=spec["heads"], num_encoder_layers=spec["layers"],
-        num_decoder_layers=spec["layers"], d_ff=spec["d_ff"], dropout=0.1,
-        max_len=spec["length"] + 2, dtype="float32",
+        src_vocab_size=spec["vocab"],
+        tgt_vocab_size=spec["vocab"],
+        d_model=spec["d_model"],
+        num_heads=spec["heads"],
+        num_encoder_layers=spec["layers"],
+        num_decoder_layers=spec["layers"],
+        d_ff=spec["d_ff"],
+        dropout=0.1,
+        max_len=spec["length"] + 2,
+        dtype="float32",
     )
     model = Transformer(config, seed=seed)
     optimizer = Adam(model.parameters())
     schedule = NoamSchedule(config.d_model, warmup_steps=4000)
     rng = numpy.random.default_rng(seed)
     # Full-length sequences, so every configuration runs at its stated length.
-    inputs = [rng.integers(3, spec["vocab"], size=spec["length"]) for _ in range(spec["batch"])]
+    inputs = [
+        rng.integers(3, spec["vocab"], size=spec["length"])
+        for _ in range(spec["batch"])
+    ]
     batch = task.make_batch(inputs)
     return model, optimizer, schedule, batch
 
@@ -59,9 +74,12 @@ def record_matmuls(name):
 
     def recording(self, ufunc, method, *inputs, **kwargs):
         if ufunc is numpy.matmul and method == "__call__":
-            shapes.append(tuple(
-                (tuple(a.shape), bool(a.flags.c_contiguous), a.dtype.str) for a in inputs
-            ))
+            shapes.append(
+                tuple(
+                    (tuple(a.shape), bool(a.flags.c_contiguous), a.dtype.str)
+                    for a in inputs
+                )
+            )
         return original(self, ufunc, method, *inputs, **kwargs)
 
     DeviceArray.__array_ufunc__ = recording
@@ -90,13 +108,20 @@ def main():
     args = parser.parse_args()
     names = ["small", "medium"] if args.config == "both" else [args.config]
 
-    print(f"numpy {numpy.__version__}, {os.cpu_count()} CPUs, "
-          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
-    print(f"{'config':<8} {'ms/step':>9} {'tokens/s':>10} {'matmul ms':>10} {'floor/step':>10}")
+    print(
+        f"numpy {numpy.__version__}, {os.cpu_count()} CPUs, "
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}"
+    )
+    print(
+        f"{'config':<8} {'ms/step':>9} {'tokens/s':>10} {'matmul ms':>10} {'floor/step':>10}"
+    )
     for name in names:
         layouts = record_matmuls(name)
         rng = numpy.random.default_rng(0)
-        operands = [tuple(make_operand(s, c, d, rng) for s, c, d in layout) for layout in layouts]
+        operands = [
+            tuple(make_operand(s, c, d, rng) for s, c, d in layout)
+            for layout in layouts
+        ]
         model, optimizer, schedule, batch = build(name)
         tokens = batch.num_target_tokens()
         for warmup in range(3):
@@ -112,8 +137,10 @@ def main():
             matmul_times.append(time.perf_counter() - started)
         step_ms = 1000 * statistics.median(step_times)
         matmul_ms = 1000 * statistics.median(matmul_times)
-        print(f"{name:<8} {step_ms:>9.1f} {tokens / step_ms * 1000:>10,.0f} "
-              f"{matmul_ms:>10.1f} {matmul_ms / step_ms:>10.0%}   ({len(layouts)} matmuls)")
+        print(
+            f"{name:<8} {step_ms:>9.1f} {tokens / step_ms * 1000:>10,.0f} "
+            f"{matmul_ms:>10.1f} {matmul_ms / step_ms:>10.0%}   ({len(layouts)} matmuls)"
+        )
 
 
 if __name__ == "__main__":

@@ -14,14 +14,53 @@ import os
 
 import numpy
 
-MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
-          "september", "october", "november", "december"]
-ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth",
-            "ninth", "tenth", "eleventh", "twelfth", "thirteenth", "fourteenth",
-            "fifteenth", "sixteenth", "seventeenth", "eighteenth", "nineteenth",
-            "twentieth", "twenty-first", "twenty-second", "twenty-third",
-            "twenty-fourth", "twenty-fifth", "twenty-sixth", "twenty-seventh",
-            "twenty-eighth", "twenty-ninth", "thirtieth", "thirty-first"]
+MONTHS = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
+ORDINALS = [
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "seventh",
+    "eighth",
+    "ninth",
+    "tenth",
+    "eleventh",
+    "twelfth",
+    "thirteenth",
+    "fourteenth",
+    "fifteenth",
+    "sixteenth",
+    "seventeenth",
+    "eighteenth",
+    "nineteenth",
+    "twentieth",
+    "twenty-first",
+    "twenty-second",
+    "twenty-third",
+    "twenty-fourth",
+    "twenty-fifth",
+    "twenty-sixth",
+    "twenty-seventh",
+    "twenty-eighth",
+    "twenty-ninth",
+    "thirtieth",
+    "thirty-first",
+]
 
 
 def write_out(date, style):
@@ -41,8 +80,9 @@ def make_pairs(count, seed):
     first = datetime.date(1900, 1, 1).toordinal()
     last = datetime.date(2099, 12, 31).toordinal()
     pairs = []
-    for ordinal, style in zip(rng.integers(first, last + 1, size=count),
-                              rng.integers(0, 4, size=count)):
+    for ordinal, style in zip(
+        rng.integers(first, last + 1, size=count), rng.integers(0, 4, size=count)
+    ):
         date = datetime.date.fromordinal(int(ordinal))
         pairs.append((write_out(date, int(style)), date.isoformat()))
     return pairs
@@ -52,8 +92,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=4000, help="number of pairs")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "dates.tsv"),
-                        help="output file")
+    parser.add_argument(
+        "--out",
+        default=os.path.join(os.path.dirname(__file__), "dates.tsv"),
+        help="output file",
+    )
     args = parser.parse_args()
     with open(args.out, "w", encoding="utf-8") as file:
         for source, target in make_pairs(args.count, args.seed):

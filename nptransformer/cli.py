@@ -49,7 +49,13 @@ _TASK_FLAGS = {"task": "name", "num_symbols": "num_symbols", "max_length": "max_
 
 # Steps that take each task's default model past 99 % held-out exact-sequence
 # accuracy (measured figures in docs/benchmarks.md).
-DEFAULT_STEPS = {"copy": 1200, "reverse": 1200, "sort": 3000, "addition": 3000, "data": 3000}
+DEFAULT_STEPS = {
+    "copy": 1200,
+    "reverse": 1200,
+    "sort": 3000,
+    "addition": 3000,
+    "data": 3000,
+}
 
 
 class CommandError(Exception):
@@ -286,11 +292,15 @@ def _make_task(args):
             "data",
             path=args.data,
             tokens=args.tokens or "chars",
-            heldout_fraction=0.1 if args.heldout_fraction is None else args.heldout_fraction,
+            heldout_fraction=0.1
+            if args.heldout_fraction is None
+            else args.heldout_fraction,
             split_seed=args.seed or 0,
         )
     if args.tokens or args.heldout_fraction is not None:
-        raise CommandError("--tokens and --heldout-fraction apply only with --data FILE")
+        raise CommandError(
+            "--tokens and --heldout-fraction apply only with --data FILE"
+        )
     settings = {"num_symbols": args.num_symbols or 10}
     if args.max_length:
         settings["max_length"] = args.max_length
@@ -315,7 +325,9 @@ def _new_run(args):
             config.to_dict(), **{k: v for k, v in overrides.items() if v is not None}
         )
     )
-    settings = TrainSettings(steps=args.steps or DEFAULT_STEPS[task.name], lr_factor=0.5)
+    settings = TrainSettings(
+        steps=args.steps or DEFAULT_STEPS[task.name], lr_factor=0.5
+    )
     values = {field: getattr(args, flag) for flag, field in _SETTING_FLAGS.items()}
     settings = TrainSettings(
         **dict(vars(settings), **{k: v for k, v in values.items() if v is not None})
@@ -445,7 +457,9 @@ def _write_outputs(trainer, folder, accuracy, accuracy_by_length):
         "history": history,
     }
     if accuracy_by_length:
-        metrics["accuracy_by_length"] = {str(k): v for k, v in accuracy_by_length.items()}
+        metrics["accuracy_by_length"] = {
+            str(k): v for k, v in accuracy_by_length.items()
+        }
         metrics["train_max_length"] = trainer.task.max_length
     with open(os.path.join(folder, "metrics.json"), "w") as file:
         json.dump(metrics, file, indent=1)
@@ -547,7 +561,9 @@ def command_train(args):
         accuracy_by_length = trainer.evaluate_by_length(longest)
         print(f"accuracy by length (trained on 1-{trainer.task.max_length}):")
         for length, value in accuracy_by_length.items():
-            marker = "" if length <= trainer.task.max_length else "  (longer than training)"
+            marker = (
+                "" if length <= trainer.task.max_length else "  (longer than training)"
+            )
             print(f"  length {length:>3}: {value:6.1%}{marker}")
     _write_outputs(trainer, folder, accuracy, accuracy_by_length)
     figures = "training_curves.png, attention.png"

@@ -80,10 +80,20 @@ class PairsTask(Task):
 
     name = "data"
 
-    def __init__(self, path, tokens="chars", heldout_fraction=0.1, split_seed=0,
-                 vocabulary=None, digest=None, load_pairs=True):
+    def __init__(
+        self,
+        path,
+        tokens="chars",
+        heldout_fraction=0.1,
+        split_seed=0,
+        vocabulary=None,
+        digest=None,
+        load_pairs=True,
+    ):
         if not 0.0 < heldout_fraction < 1.0:
-            raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction!r}")
+            raise ValueError(
+                f"heldout_fraction must be in (0, 1), got {heldout_fraction!r}"
+            )
         if tokens not in TOKENIZATIONS:
             raise ValueError(f"tokens must be one of {TOKENIZATIONS}, got {tokens!r}")
         self.path = os.fspath(path)
@@ -92,7 +102,9 @@ class PairsTask(Task):
         self.split_seed = int(split_seed)
         if not load_pairs:
             if vocabulary is None:
-                raise ValueError("a data task without its file needs the saved vocabulary")
+                raise ValueError(
+                    "a data task without its file needs the saved vocabulary"
+                )
             self.vocabulary = list(vocabulary)
             self.token_ids = {t: NUM_SPECIAL + i for i, t in enumerate(self.vocabulary)}
             self.digest = digest
@@ -112,7 +124,9 @@ class PairsTask(Task):
         if vocabulary is not None:
             file_vocabulary = list(vocabulary)
         self.vocabulary = file_vocabulary
-        self.token_ids = {token: NUM_SPECIAL + i for i, token in enumerate(self.vocabulary)}
+        self.token_ids = {
+            token: NUM_SPECIAL + i for i, token in enumerate(self.vocabulary)
+        }
 
         order = numpy.random.default_rng(self.split_seed).permutation(len(pairs))
         heldout_count = max(1, int(round(self.heldout_fraction * len(pairs))))
@@ -149,7 +163,9 @@ class PairsTask(Task):
         return self._batch(self.heldout_pairs[:size])
 
     def inputs_of_length(self, rng, count, length):
-        raise ValueError("length generalisation needs a generated task, not a data file")
+        raise ValueError(
+            "length generalisation needs a generated task, not a data file"
+        )
 
     def parse_source(self, text):
         """Tokenize user text; ValueError naming any token the vocabulary lacks."""
@@ -167,8 +183,11 @@ class PairsTask(Task):
 
     def format_ids(self, ids):
         """Turn decoded ids back into text (characters joined, or words with spaces)."""
-        tokens = [self.vocabulary[i - NUM_SPECIAL] for i in strip_special(ids)
-                  if i >= NUM_SPECIAL]
+        tokens = [
+            self.vocabulary[i - NUM_SPECIAL]
+            for i in strip_special(ids)
+            if i >= NUM_SPECIAL
+        ]
         return "".join(tokens) if self.tokens == "chars" else " ".join(tokens)
 
     def answer(self, x):
@@ -176,9 +195,13 @@ class PairsTask(Task):
 
     def settings(self):
         return {
-            "name": self.name, "path": self.path, "tokens": self.tokens,
-            "heldout_fraction": self.heldout_fraction, "split_seed": self.split_seed,
-            "vocabulary": self.vocabulary, "digest": self.digest,
+            "name": self.name,
+            "path": self.path,
+            "tokens": self.tokens,
+            "heldout_fraction": self.heldout_fraction,
+            "split_seed": self.split_seed,
+            "vocabulary": self.vocabulary,
+            "digest": self.digest,
         }
 
 

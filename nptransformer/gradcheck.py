@@ -124,7 +124,9 @@ def check_gradients(
             continue
         array = inputs[name]
         if not array.flags.c_contiguous:
-            raise ValueError(f"input {name!r} must be C-contiguous to be perturbed in place")
+            raise ValueError(
+                f"input {name!r} must be C-contiguous to be perturbed in place"
+            )
         flat = array.reshape(-1)  # a view, so perturbing it perturbs the input
         grad_host = to_numpy(grad).reshape(-1)
         positions = _entries_to_check(array.shape, max_entries, rng)

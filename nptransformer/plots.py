@@ -85,9 +85,15 @@ def plot_accuracy_by_length(accuracy_by_length, train_max_length, path=None):
     plt = _pyplot()
     lengths = sorted(accuracy_by_length)
     figure, axis = plt.subplots(figsize=(6, 3.6))
-    axis.plot(lengths, [accuracy_by_length[n] for n in lengths], marker="o", markersize=4)
-    axis.axvline(train_max_length + 0.5, linestyle="--", color="gray",
-                 label="longest training length")
+    axis.plot(
+        lengths, [accuracy_by_length[n] for n in lengths], marker="o", markersize=4
+    )
+    axis.axvline(
+        train_max_length + 0.5,
+        linestyle="--",
+        color="gray",
+        label="longest training length",
+    )
     axis.set_ylim(-0.02, 1.02)
     axis.set_xlabel("length")
     axis.set_ylabel("exact-sequence accuracy")

@@ -254,7 +254,9 @@ class AdditionTask(Task):
         separator = int(numpy.flatnonzero(x == self.SEPARATOR)[0])
         a = int("".join(str(d - NUM_SPECIAL) for d in x[:separator]))
         b = int("".join(str(d - NUM_SPECIAL) for d in x[separator + 1 :]))
-        return numpy.array([NUM_SPECIAL + int(c) for c in str(a + b)], dtype=numpy.int64)
+        return numpy.array(
+            [NUM_SPECIAL + int(c) for c in str(a + b)], dtype=numpy.int64
+        )
 
     def parse_source(self, text):
         """Accept "12+345" (digits and one plus sign) or ids such as "4 5 13 6"."""
@@ -279,7 +281,12 @@ class AdditionTask(Task):
         )
 
 
-TASKS = {"copy": CopyTask, "reverse": ReverseTask, "sort": SortTask, "addition": AdditionTask}
+TASKS = {
+    "copy": CopyTask,
+    "reverse": ReverseTask,
+    "sort": SortTask,
+    "addition": AdditionTask,
+}
 DEFAULT_MAX_LENGTH = {"copy": 10, "reverse": 10, "sort": 10, "addition": 3}
 
 
@@ -295,7 +302,9 @@ def get_task(name, **settings):
         return PairsTask(**settings)
     if name not in TASKS:
         choices = ", ".join(sorted(TASKS))
-        raise ValueError(f"unknown task {name!r}; choose one of: {choices}, or --data FILE")
+        raise ValueError(
+            f"unknown task {name!r}; choose one of: {choices}, or --data FILE"
+        )
     settings.setdefault("max_length", DEFAULT_MAX_LENGTH[name])
     return TASKS[name](**settings)
 

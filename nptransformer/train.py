@@ -138,8 +138,11 @@ def default_model_config(task, dtype="float32", longest=None):
         d_ff=256,
         dropout=0.0,
         max_len=max(
-            64, task.max_source_length, task.max_target_length,
-            task.source_length(longest), task.target_length(longest),
+            64,
+            task.max_source_length,
+            task.max_target_length,
+            task.source_length(longest),
+            task.target_length(longest),
         ),
         pad_id=PAD,
         dtype=dtype,

@@ -35,7 +35,11 @@ def test_attention_causal_mask_hides_future(rng):
 
 
 def test_attention_fully_masked_row_gives_zeros(rng):
-    q, k, v = rng.standard_normal((1, 2, 3)), rng.standard_normal((1, 3, 3)), rng.standard_normal((1, 3, 2))
+    q, k, v = (
+        rng.standard_normal((1, 2, 3)),
+        rng.standard_normal((1, 3, 3)),
+        rng.standard_normal((1, 3, 2)),
+    )
     mask = numpy.array([[True, False, True], [False, False, False]])
     out, cache = attention_forward(q, k, v, mask)
     numpy.testing.assert_array_equal(out[0, 1], 0.0)
@@ -52,7 +56,9 @@ def test_attention_huge_scores_stay_finite():
     numpy.testing.assert_allclose(out, [[[1.0]]])
 
 
-@pytest.mark.parametrize("mask_shape", [(4, 5), (2, 1, 4, 5), (2, 1, 1, 5), (1, 3, 4, 5)])
+@pytest.mark.parametrize(
+    "mask_shape", [(4, 5), (2, 1, 4, 5), (2, 1, 1, 5), (1, 3, 4, 5)]
+)
 def test_attention_mask_broadcast_shapes(rng, mask_shape):
     q = rng.standard_normal((2, 3, 4, 6))
     k = rng.standard_normal((2, 3, 5, 6))
@@ -67,7 +73,9 @@ def test_attention_rejects_unbroadcastable_mask(rng):
     q = rng.standard_normal((2, 4, 6))
     mask = numpy.ones((3, 5), dtype=bool)
     with pytest.raises(ValueError, match=r"\(3, 5\)"):
-        attention_forward(q, rng.standard_normal((2, 5, 6)), rng.standard_normal((2, 5, 6)), mask)
+        attention_forward(
+            q, rng.standard_normal((2, 5, 6)), rng.standard_normal((2, 5, 6)), mask
+        )
 
 
 def test_attention_rejects_non_boolean_mask(rng):

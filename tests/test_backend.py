@@ -103,7 +103,9 @@ def test_training_step_on_device_matches_numpy(device_backend):
 
     device_trainer = Trainer(task, config, settings)
     device_trainer.run()
-    assert all(isinstance(p, DeviceArray) for p in device_trainer.model.parameters().values())
+    assert all(
+        isinstance(p, DeviceArray) for p in device_trainer.model.parameters().values()
+    )
     assert isinstance(device_trainer.optimizer.m["generator.b"], DeviceArray)
     device_accuracy = device_trainer.evaluate()
 

@@ -7,8 +7,16 @@ from nptransformer import Transformer, TransformerConfig
 
 
 def make_model(**overrides):
-    values = dict(src_vocab_size=7, tgt_vocab_size=9, d_model=8, num_heads=2,
-                  num_encoder_layers=1, num_decoder_layers=1, d_ff=8, max_len=6)
+    values = dict(
+        src_vocab_size=7,
+        tgt_vocab_size=9,
+        d_model=8,
+        num_heads=2,
+        num_encoder_layers=1,
+        num_decoder_layers=1,
+        d_ff=8,
+        max_len=6,
+    )
     values.update(overrides)
     return Transformer(TransformerConfig(**values))
 

@@ -14,7 +14,10 @@ from nptransformer.checkpoint import load_checkpoint
 def run_cli(*args, cwd=None):
     return subprocess.run(
         [sys.executable, "-m", "nptransformer", *args],
-        capture_output=True, text=True, cwd=cwd, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
     )
 
 
@@ -22,9 +25,26 @@ def run_cli(*args, cwd=None):
 def trained_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli") / "run"
     result = run_cli(
-        "train", "--task", "reverse", "--num-symbols", "6", "--max-length", "5",
-        "--steps", "400", "--warmup", "100", "--eval-every", "200",
-        "--heldout-size", "200", "--seed", "1", "--quiet", "--out", str(folder),
+        "train",
+        "--task",
+        "reverse",
+        "--num-symbols",
+        "6",
+        "--max-length",
+        "5",
+        "--steps",
+        "400",
+        "--warmup",
+        "100",
+        "--eval-every",
+        "200",
+        "--heldout-size",
+        "200",
+        "--seed",
+        "1",
+        "--quiet",
+        "--out",
+        str(folder),
     )
     assert result.returncode == 0, result.stderr
     return folder, result
@@ -32,7 +52,12 @@ def trained_run(tmp_path_factory):
 
 def test_train_writes_run_folder(trained_run):
     folder, result = trained_run
-    for name in ("checkpoint.npz", "metrics.json", "training_curves.png", "attention.png"):
+    for name in (
+        "checkpoint.npz",
+        "metrics.json",
+        "training_curves.png",
+        "attention.png",
+    ):
         assert (folder / name).exists(), name
     assert "parameters" in result.stdout
     assert "held-out exact-sequence accuracy" in result.stdout
@@ -95,7 +120,9 @@ def test_resume_continues_to_total_steps(trained_run, tmp_path):
 
 def test_resume_rejects_contradicting_flag(trained_run):
     folder, _ = trained_run
-    result = run_cli("train", "--resume", str(folder), "--steps", "500", "--batch-size", "7")
+    result = run_cli(
+        "train", "--resume", str(folder), "--steps", "500", "--batch-size", "7"
+    )
     assert result.returncode == 1
     assert "--batch-size 7" in result.stderr and "64" in result.stderr
 
@@ -118,7 +145,13 @@ def test_decode_missing_checkpoint(tmp_path):
 def test_gradcheck_prints_every_op():
     result = run_cli("gradcheck")
     assert result.returncode == 0, result.stdout + result.stderr
-    for op in ("linear", "softmax", "layernorm", "multi_head_attention", "cross_entropy"):
+    for op in (
+        "linear",
+        "softmax",
+        "layernorm",
+        "multi_head_attention",
+        "cross_entropy",
+    ):
         assert op in result.stdout
     assert "FAILED" not in result.stdout
 

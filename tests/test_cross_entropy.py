@@ -48,7 +48,9 @@ def test_cross_entropy_huge_logits_finite():
 
 
 def test_cross_entropy_keeps_float32():
-    loss, cache = cross_entropy_forward(numpy.zeros((3, 4), numpy.float32), numpy.array([0, 1, 2]))
+    loss, cache = cross_entropy_forward(
+        numpy.zeros((3, 4), numpy.float32), numpy.array([0, 1, 2])
+    )
     assert loss.dtype == numpy.float32
     assert cross_entropy_backward(cache).dtype == numpy.float32
 

@@ -75,26 +75,66 @@ def test_changed_file_detected(tmp_path):
 
 
 def test_train_and_decode_text_from_cli(tmp_path):
-    pairs = "".join(f"{w}\t{w[::-1]}\n" for w in ["ab", "ba", "abc", "cab", "bca", "cc", "a", "b"] * 4)
+    pairs = "".join(
+        f"{w}\t{w[::-1]}\n"
+        for w in ["ab", "ba", "abc", "cab", "bca", "cc", "a", "b"] * 4
+    )
     path = write(tmp_path, pairs)
     run = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "nptransformer", "train", "--data", str(path), "--steps", "30",
-         "--batch-size", "16", "--eval-every", "0", "--quiet", "--out", str(run)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "nptransformer",
+            "train",
+            "--data",
+            str(path),
+            "--steps",
+            "30",
+            "--batch-size",
+            "16",
+            "--eval-every",
+            "0",
+            "--quiet",
+            "--out",
+            str(run),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert "task data" in result.stdout
     path.unlink()  # decoding needs only the checkpoint
     result = subprocess.run(
-        [sys.executable, "-m", "nptransformer", "decode", "--checkpoint", str(run), "abc"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "nptransformer",
+            "decode",
+            "--checkpoint",
+            str(run),
+            "abc",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert set(result.stdout.strip()) <= set("abc")
     result = subprocess.run(
-        [sys.executable, "-m", "nptransformer", "decode", "--checkpoint", str(run), "abz"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "nptransformer",
+            "decode",
+            "--checkpoint",
+            str(run),
+            "abz",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     assert "character 'z' at position 2" in result.stderr
@@ -104,9 +144,21 @@ def test_train_and_decode_text_from_cli(tmp_path):
 def test_cli_bad_data_file_one_line(tmp_path):
     path = write(tmp_path, "a\tb\nbroken line\n")
     result = subprocess.run(
-        [sys.executable, "-m", "nptransformer", "train", "--data", str(path), "--steps", "2",
-         "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "nptransformer",
+            "train",
+            "--data",
+            str(path),
+            "--steps",
+            "2",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1
@@ -116,9 +168,21 @@ def test_cli_bad_data_file_one_line(tmp_path):
 def test_data_and_task_flags_conflict(tmp_path):
     path = write(tmp_path, "a\tb\nc\td\n")
     result = subprocess.run(
-        [sys.executable, "-m", "nptransformer", "train", "--data", str(path), "--task", "copy",
-         "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "nptransformer",
+            "train",
+            "--data",
+            str(path),
+            "--task",
+            "copy",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     assert "--data replaces the generated task" in result.stderr
@@ -129,7 +193,9 @@ def test_shipped_dates_file_matches_its_script(tmp_path):
     import pathlib
 
     root = pathlib.Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("make_dates", root / "examples" / "make_dates.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_dates", root / "examples" / "make_dates.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     expected = "".join(f"{s}\t{t}\n" for s, t in module.make_pairs(4000, 0))

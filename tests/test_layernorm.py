@@ -15,13 +15,17 @@ def test_layernorm_normalises_each_row(rng):
 
 def test_layernorm_hand_computed_values():
     x = numpy.array([[1.0, 3.0]])  # mean 2, biased variance 1
-    out, _ = layernorm_forward(x, numpy.array([2.0, 1.0]), numpy.array([0.5, 0.0]), eps=0.0)
+    out, _ = layernorm_forward(
+        x, numpy.array([2.0, 1.0]), numpy.array([0.5, 0.0]), eps=0.0
+    )
     numpy.testing.assert_allclose(out, [[-1.5, 1.0]])
 
 
 def test_layernorm_odd_width_and_shape(rng):
     x = rng.standard_normal((2, 3, 5)).astype(numpy.float32)
-    out, _ = layernorm_forward(x, numpy.ones(5, numpy.float32), numpy.zeros(5, numpy.float32))
+    out, _ = layernorm_forward(
+        x, numpy.ones(5, numpy.float32), numpy.zeros(5, numpy.float32)
+    )
     assert out.shape == x.shape
     assert out.dtype == numpy.float32
 

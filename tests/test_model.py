@@ -9,9 +9,18 @@ PAD = 0
 
 
 def tiny_config(**overrides):
-    values = dict(src_vocab_size=7, tgt_vocab_size=7, d_model=8, num_heads=2,
-                  num_encoder_layers=2, num_decoder_layers=2, d_ff=12, dropout=0.0,
-                  max_len=16, dtype="float64")
+    values = dict(
+        src_vocab_size=7,
+        tgt_vocab_size=7,
+        d_model=8,
+        num_heads=2,
+        num_encoder_layers=2,
+        num_decoder_layers=2,
+        d_ff=12,
+        dropout=0.0,
+        max_len=16,
+        dtype="float64",
+    )
     values.update(overrides)
     return TransformerConfig(**values)
 
@@ -35,7 +44,9 @@ def model_gradient_report(model, max_entries=None):
         model.backward(cross_entropy_backward(cache, dloss))
         return model.gradients()
 
-    return check_gradients(forward, backward, model.parameters(), max_entries=max_entries)
+    return check_gradients(
+        forward, backward, model.parameters(), max_entries=max_entries
+    )
 
 
 @pytest.mark.parametrize(
@@ -68,7 +79,9 @@ def test_parameter_names_and_shapes():
 
 
 def test_tied_and_shared_names():
-    model = Transformer(tiny_config(tie_embeddings=True, share_embeddings=True, norm_first=True))
+    model = Transformer(
+        tiny_config(tie_embeddings=True, share_embeddings=True, norm_first=True)
+    )
     params = model.parameters()
     assert "embedding.weight" in params
     assert "src_embedding.weight" not in params
@@ -100,7 +113,9 @@ def test_padding_does_not_change_real_positions():
     src = numpy.array([[3, 4, 2]])
     tgt_in = numpy.array([[1, 4, 3]])
     short = model.forward(src, tgt_in)
-    padded = model.forward(numpy.array([[3, 4, 2, PAD, PAD]]), numpy.array([[1, 4, 3, PAD]]))
+    padded = model.forward(
+        numpy.array([[3, 4, 2, PAD, PAD]]), numpy.array([[1, 4, 3, PAD]])
+    )
     numpy.testing.assert_allclose(padded[:, :3], short, atol=1e-12)
 
 
@@ -118,9 +133,12 @@ def test_return_attention_keys_and_shapes():
     src, tgt_in, _ = padded_batch()
     logits, weights = model.forward(src, tgt_in, return_attention=True)
     assert set(weights) == {
-        "encoder.layers.0.self_attn", "encoder.layers.1.self_attn",
-        "decoder.layers.0.self_attn", "decoder.layers.1.self_attn",
-        "decoder.layers.0.cross_attn", "decoder.layers.1.cross_attn",
+        "encoder.layers.0.self_attn",
+        "encoder.layers.1.self_attn",
+        "decoder.layers.0.self_attn",
+        "decoder.layers.1.self_attn",
+        "decoder.layers.0.cross_attn",
+        "decoder.layers.1.cross_attn",
     }
     assert weights["decoder.layers.0.cross_attn"].shape == (2, 2, 4, 4)
     # padded source keys get no weight

@@ -32,7 +32,9 @@ from nptransformer.ops import (
 )
 
 PROPERTY_SETTINGS = settings(
-    max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "30")), deadline=None, derandomize=bool(os.environ.get("CI"))
+    max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "30")),
+    deadline=None,
+    derandomize=bool(os.environ.get("CI")),
 )
 dtypes = st.sampled_from([numpy.float32, numpy.float64])
 magnitudes = st.sampled_from([1e-4, 1.0, 1e2, 1e4])
@@ -45,8 +47,15 @@ def finite(*arrays):
 
 
 @PROPERTY_SETTINGS
-@given(seed=seeds, dtype=dtypes, scale=magnitudes, B=sizes, T=sizes, V=st.integers(2, 6),
-       axis=st.sampled_from([0, 1, -1]))
+@given(
+    seed=seeds,
+    dtype=dtypes,
+    scale=magnitudes,
+    B=sizes,
+    T=sizes,
+    V=st.integers(2, 6),
+    axis=st.sampled_from([0, 1, -1]),
+)
 def test_softmax_finite(seed, dtype, scale, B, T, V, axis):
     rng = numpy.random.default_rng(seed)
     x = (scale * rng.standard_normal((B, T, V))).astype(dtype)
@@ -58,23 +67,42 @@ def test_softmax_finite(seed, dtype, scale, B, T, V, axis):
 
 
 @PROPERTY_SETTINGS
-@given(seed=seeds, dtype=dtypes, scale=magnitudes, B=sizes, T=sizes, D=st.integers(1, 6))
+@given(
+    seed=seeds, dtype=dtypes, scale=magnitudes, B=sizes, T=sizes, D=st.integers(1, 6)
+)
 def test_layernorm_finite(seed, dtype, scale, B, T, D):
     rng = numpy.random.default_rng(seed)
     x = (scale * rng.standard_normal((B, T, D))).astype(dtype)
-    gamma, beta = rng.standard_normal(D).astype(dtype), rng.standard_normal(D).astype(dtype)
+    gamma, beta = (
+        rng.standard_normal(D).astype(dtype),
+        rng.standard_normal(D).astype(dtype),
+    )
     out, cache = layernorm_forward(x, gamma, beta)
-    dx, dgamma, dbeta = layernorm_backward(rng.standard_normal(x.shape).astype(dtype), cache)
+    dx, dgamma, dbeta = layernorm_backward(
+        rng.standard_normal(x.shape).astype(dtype), cache
+    )
     assert dx.shape == x.shape and dgamma.shape == dbeta.shape == (D,)
     assert finite(out, dx, dgamma, dbeta)
 
 
 @PROPERTY_SETTINGS
-@given(seed=seeds, dtype=dtypes, scale=magnitudes, B=sizes, Tq=sizes, Tk=sizes,
-       Dk=st.integers(1, 4), fully_masked=st.booleans())
-def test_attention_finite_with_random_masks(seed, dtype, scale, B, Tq, Tk, Dk, fully_masked):
+@given(
+    seed=seeds,
+    dtype=dtypes,
+    scale=magnitudes,
+    B=sizes,
+    Tq=sizes,
+    Tk=sizes,
+    Dk=st.integers(1, 4),
+    fully_masked=st.booleans(),
+)
+def test_attention_finite_with_random_masks(
+    seed, dtype, scale, B, Tq, Tk, Dk, fully_masked
+):
     rng = numpy.random.default_rng(seed)
-    q, k, v = ((scale * rng.standard_normal((B, n, Dk))).astype(dtype) for n in (Tq, Tk, Tk))
+    q, k, v = (
+        (scale * rng.standard_normal((B, n, Dk))).astype(dtype) for n in (Tq, Tk, Tk)
+    )
     mask = rng.random((B, Tq, Tk)) > 0.5
     if fully_masked:
         mask[0, 0] = False
@@ -88,8 +116,15 @@ def test_attention_finite_with_random_masks(seed, dtype, scale, B, Tq, Tk, Dk, f
 
 
 @PROPERTY_SETTINGS
-@given(seed=seeds, dtype=dtypes, scale=magnitudes, B=sizes, T=sizes, V=st.integers(2, 6),
-       smoothing=st.sampled_from([0.0, 0.1, 0.5]))
+@given(
+    seed=seeds,
+    dtype=dtypes,
+    scale=magnitudes,
+    B=sizes,
+    T=sizes,
+    V=st.integers(2, 6),
+    smoothing=st.sampled_from([0.0, 0.1, 0.5]),
+)
 def test_cross_entropy_finite(seed, dtype, scale, B, T, V, smoothing):
     rng = numpy.random.default_rng(seed)
     logits = (scale * rng.standard_normal((B, T, V))).astype(dtype)
@@ -102,7 +137,9 @@ def test_cross_entropy_finite(seed, dtype, scale, B, T, V, smoothing):
 
 
 @PROPERTY_SETTINGS
-@given(seed=seeds, B=sizes, Tq=sizes, Tk=sizes, H=st.integers(1, 3), Dh=st.integers(1, 3))
+@given(
+    seed=seeds, B=sizes, Tq=sizes, Tk=sizes, H=st.integers(1, 3), Dh=st.integers(1, 3)
+)
 def test_multi_head_attention_gradients(seed, B, Tq, Tk, H, Dh):
     rng = numpy.random.default_rng(seed)
     D = H * Dh
@@ -129,8 +166,11 @@ def test_multi_head_attention_gradients(seed, B, Tq, Tk, H, Dh):
 @given(seed=seeds, N=sizes, d_in=sizes, d_out=sizes)
 def test_linear_relu_gradients(seed, N, d_in, d_out):
     rng = numpy.random.default_rng(seed)
-    inputs = {"x": rng.uniform(-3, 3, (N, d_in)), "W": rng.uniform(-3, 3, (d_in, d_out)),
-              "b": rng.uniform(-3, 3, d_out)}
+    inputs = {
+        "x": rng.uniform(-3, 3, (N, d_in)),
+        "W": rng.uniform(-3, 3, (d_in, d_out)),
+        "b": rng.uniform(-3, 3, d_out),
+    }
     pre_activation, _ = linear_forward(inputs["x"], inputs["W"], inputs["b"])
     # Stay away from ReLU's kink, where finite differences straddle two slopes.
     assume(numpy.abs(pre_activation).min() > 0.05)
@@ -152,8 +192,11 @@ def test_linear_relu_gradients(seed, N, d_in, d_out):
 @given(seed=seeds, B=sizes, T=sizes, D=st.integers(2, 6))
 def test_layernorm_gradients(seed, B, T, D):
     rng = numpy.random.default_rng(seed)
-    inputs = {"x": rng.uniform(-3, 3, (B, T, D)), "gamma": rng.uniform(-3, 3, D),
-              "beta": rng.uniform(-3, 3, D)}
+    inputs = {
+        "x": rng.uniform(-3, 3, (B, T, D)),
+        "gamma": rng.uniform(-3, 3, D),
+        "beta": rng.uniform(-3, 3, D),
+    }
     # A row of nearly equal values has a tiny variance and so a huge curvature, where
     # central differences lose accuracy; such rows say nothing about the backward.
     assume(inputs["x"].std(axis=-1).min() > 0.3)

@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import zipfile
 
 import numpy
@@ -13,17 +12,51 @@ import pytest
 from nptransformer import cli
 from nptransformer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nptransformer.tasks import get_task
-from nptransformer.train import NonFiniteError, Trainer, TrainSettings, default_model_config
+from nptransformer.train import (
+    NonFiniteError,
+    Trainer,
+    TrainSettings,
+    default_model_config,
+)
 
-SMALL_RUN = ("--task", "reverse", "--num-symbols", "5", "--max-length", "4",
-             "--d-model", "16", "--heads", "2", "--layers", "1", "--d-ff", "32",
-             "--batch-size", "16", "--dropout", "0.1", "--eval-every", "5",
-             "--eval-size", "20", "--heldout-size", "40", "--seed", "3", "--quiet")
+SMALL_RUN = (
+    "--task",
+    "reverse",
+    "--num-symbols",
+    "5",
+    "--max-length",
+    "4",
+    "--d-model",
+    "16",
+    "--heads",
+    "2",
+    "--layers",
+    "1",
+    "--d-ff",
+    "32",
+    "--batch-size",
+    "16",
+    "--dropout",
+    "0.1",
+    "--eval-every",
+    "5",
+    "--eval-size",
+    "20",
+    "--heldout-size",
+    "40",
+    "--seed",
+    "3",
+    "--quiet",
+)
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "nptransformer", *args],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "nptransformer", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def read_state(folder):
@@ -35,9 +68,13 @@ def read_state(folder):
 def test_resume_is_bit_for_bit(tmp_path, dtype):
     """Stop after 7 steps, resume to 15 in a new process: equal to 15 straight steps."""
     straight, split = tmp_path / "straight", tmp_path / "split"
-    result = run_cli("train", *SMALL_RUN, "--dtype", dtype, "--steps", "15", "--out", str(straight))
+    result = run_cli(
+        "train", *SMALL_RUN, "--dtype", dtype, "--steps", "15", "--out", str(straight)
+    )
     assert result.returncode == 0, result.stderr
-    result = run_cli("train", *SMALL_RUN, "--dtype", dtype, "--steps", "7", "--out", str(split))
+    result = run_cli(
+        "train", *SMALL_RUN, "--dtype", dtype, "--steps", "7", "--out", str(split)
+    )
     assert result.returncode == 0, result.stderr
     result = run_cli("train", "--resume", str(split), "--steps", "15", "--quiet")
     assert result.returncode == 0, result.stderr
@@ -68,9 +105,20 @@ def test_same_seed_same_checkpoint(tmp_path):
 def test_sigint_saves_and_exits_non_zero(tmp_path):
     folder = tmp_path / "run"
     process = subprocess.Popen(
-        [sys.executable, "-m", "nptransformer", "train", *SMALL_RUN, "--steps", "100000",
-         "--out", str(folder)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "nptransformer",
+            "train",
+            *SMALL_RUN,
+            "--steps",
+            "100000",
+            "--out",
+            str(folder),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = process.stdout.readline()  # the header line: training has started
@@ -120,8 +168,10 @@ def test_truncated_checkpoint_one_line_cli_error(tmp_path):
     checkpoint = folder / "checkpoint.npz"
     data = checkpoint.read_bytes()
     checkpoint.write_bytes(data[: len(data) // 2])
-    for args in (("decode", "--checkpoint", str(folder), "3 4"),
-                 ("train", "--resume", str(folder), "--steps", "4")):
+    for args in (
+        ("decode", "--checkpoint", str(folder), "3 4"),
+        ("train", "--resume", str(folder), "--steps", "4"),
+    ):
         result = run_cli(*args)
         assert result.returncode == 1
         lines = result.stderr.strip().splitlines()
@@ -139,16 +189,22 @@ def test_foreign_npz_rejected(tmp_path):
 
 def test_pickled_npz_rejected(tmp_path):
     pickled = tmp_path / "pickled.npz"
-    numpy.savez(pickled, meta=numpy.array([{"a": 1}], dtype=object),
-                **{"adam/step": numpy.array(1)})
+    numpy.savez(
+        pickled,
+        meta=numpy.array([{"a": 1}], dtype=object),
+        **{"adam/step": numpy.array(1)},
+    )
     with pytest.raises(CheckpointError, match="corrupt"):
         load_checkpoint(str(pickled))
 
 
 def test_wrong_format_version_rejected(tmp_path):
     path = tmp_path / "old.npz"
-    numpy.savez(path, meta=numpy.array('{"format_version": 99}'),
-                **{"adam/step": numpy.array(1)})
+    numpy.savez(
+        path,
+        meta=numpy.array('{"format_version": 99}'),
+        **{"adam/step": numpy.array(1)},
+    )
     with pytest.raises(CheckpointError, match="format version 99"):
         load_checkpoint(str(path))
 
@@ -202,7 +258,9 @@ def test_non_finite_gradient_names_tensor(monkeypatch):
 
     monkeypatch.setattr(trainer.model, "backward", poisoned_backward)
     before = trainer.model.parameters()["generator.b"].copy()
-    with pytest.raises(NonFiniteError, match="step 1: the gradient of decoder.layers.1.ffn.W2"):
+    with pytest.raises(
+        NonFiniteError, match="step 1: the gradient of decoder.layers.1.ffn.W2"
+    ):
         trainer.run()
     numpy.testing.assert_array_equal(trainer.model.parameters()["generator.b"], before)
 
@@ -219,8 +277,18 @@ def test_cli_non_finite_keeps_last_checkpoint(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(train_module, "train_step", failing_step)
     folder = tmp_path / "run"
-    status = cli.main(["train", *SMALL_RUN, "--steps", "10", "--save-every", "2",
-                       "--out", str(folder)])
+    status = cli.main(
+        [
+            "train",
+            *SMALL_RUN,
+            "--steps",
+            "10",
+            "--save-every",
+            "2",
+            "--out",
+            str(folder),
+        ]
+    )
     assert status == 1
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1
@@ -231,7 +299,10 @@ def test_cli_non_finite_keeps_last_checkpoint(tmp_path, monkeypatch, capsys):
 
 def test_resume_already_finished_run(tmp_path):
     folder = tmp_path / "run"
-    assert run_cli("train", *SMALL_RUN, "--steps", "2", "--out", str(folder)).returncode == 0
+    assert (
+        run_cli("train", *SMALL_RUN, "--steps", "2", "--out", str(folder)).returncode
+        == 0
+    )
     result = run_cli("train", "--resume", str(folder), "--steps", "2")
     assert result.returncode == 1
     assert "already at step 2" in result.stderr

@@ -25,7 +25,9 @@ def test_softmax_huge_logits_stay_finite():
 
 
 def test_softmax_all_negative_infinity_row_gives_zeros():
-    out, cache = softmax_forward(numpy.array([[-numpy.inf, -numpy.inf], [0.0, -numpy.inf]]))
+    out, cache = softmax_forward(
+        numpy.array([[-numpy.inf, -numpy.inf], [0.0, -numpy.inf]])
+    )
     numpy.testing.assert_array_equal(out, [[0.0, 0.0], [1.0, 0.0]])
     dx = softmax_backward(numpy.ones((2, 2)), cache)
     assert numpy.isfinite(dx).all()

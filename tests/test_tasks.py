@@ -9,7 +9,9 @@ def test_reverse_batch_format():
     batch = task.make_batch([numpy.array([3, 4, 5]), numpy.array([7])])
     numpy.testing.assert_array_equal(batch.src, [[3, 4, 5, EOS], [7, EOS, PAD, PAD]])
     numpy.testing.assert_array_equal(batch.tgt_in, [[BOS, 5, 4, 3], [BOS, 7, PAD, PAD]])
-    numpy.testing.assert_array_equal(batch.tgt_out, [[5, 4, 3, EOS], [7, EOS, PAD, PAD]])
+    numpy.testing.assert_array_equal(
+        batch.tgt_out, [[5, 4, 3, EOS], [7, EOS, PAD, PAD]]
+    )
     assert batch.num_target_tokens() == 6
 
 
@@ -32,7 +34,9 @@ def test_same_seed_same_batches():
     task = get_task("copy")
     a, _ = data_streams(5)
     b, _ = data_streams(5)
-    numpy.testing.assert_array_equal(task.sample_batch(a, 8).src, task.sample_batch(b, 8).src)
+    numpy.testing.assert_array_equal(
+        task.sample_batch(a, 8).src, task.sample_batch(b, 8).src
+    )
 
 
 def test_heldout_independent_of_training_stream():
@@ -57,7 +61,9 @@ def test_bad_task_sizes(num_symbols, max_length):
 
 def test_sort_answer_keeps_repeats():
     task = get_task("sort")
-    numpy.testing.assert_array_equal(task.answer(numpy.array([7, 3, 7, 4])), [3, 4, 7, 7])
+    numpy.testing.assert_array_equal(
+        task.answer(numpy.array([7, 3, 7, 4])), [3, 4, 7, 7]
+    )
 
 
 def test_addition_examples_add_up():

@@ -11,8 +11,15 @@ def test_tiny_reverse_reaches_95_percent():
     # alone would not prove the model works. This takes about 10-20 s on 2 cores.
     task = get_task("reverse", num_symbols=6, max_length=5)
     config = default_model_config(task)
-    settings = TrainSettings(steps=400, batch_size=64, warmup_steps=100, lr_factor=0.5,
-                             eval_every=0, heldout_size=300, seed=1)
+    settings = TrainSettings(
+        steps=400,
+        batch_size=64,
+        warmup_steps=100,
+        lr_factor=0.5,
+        eval_every=0,
+        heldout_size=300,
+        seed=1,
+    )
     trainer = Trainer(task, config, settings)
     history = trainer.run()
     assert history["loss"][-1] < history["loss"][0]
@@ -21,9 +28,17 @@ def test_tiny_reverse_reaches_95_percent():
 
 
 def test_greedy_decode_stops_each_row_at_eos():
-    config = TransformerConfig(src_vocab_size=5, tgt_vocab_size=5, d_model=8, num_heads=2,
-                               num_encoder_layers=1, num_decoder_layers=1, d_ff=8,
-                               dropout=0.0, max_len=20)
+    config = TransformerConfig(
+        src_vocab_size=5,
+        tgt_vocab_size=5,
+        d_model=8,
+        num_heads=2,
+        num_encoder_layers=1,
+        num_decoder_layers=1,
+        d_ff=8,
+        dropout=0.0,
+        max_len=20,
+    )
     model = Transformer(config)
     # Force the generator to prefer EOS for every position after a bias shift.
     model.parameters()["generator.b"][:] = 0.0
@@ -50,4 +65,6 @@ def test_same_seed_same_run():
     b.run()
     assert a.history["loss"] == b.history["loss"]
     for name, value in a.model.parameters().items():
-        numpy.testing.assert_array_equal(value, b.model.parameters()[name], err_msg=name)
+        numpy.testing.assert_array_equal(
+            value, b.model.parameters()[name], err_msg=name
+        )
