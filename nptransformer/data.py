@@ -182,11 +182,13 @@ class PairsTask(Task):
         return [int(i) for i in self._encode(tokens)]
 
     def format_ids(self, ids):
-        """Turn decoded ids back into text (characters joined, or words with spaces)."""
+        """Turn decoded ids back into text (characters joined, or words with spaces).
+
+        A stray BOS (which an undertrained model can emit) prints as "<bos>".
+        """
         tokens = [
-            self.vocabulary[i - NUM_SPECIAL]
+            self.vocabulary[i - NUM_SPECIAL] if i >= NUM_SPECIAL else "<bos>"
             for i in strip_special(ids)
-            if i >= NUM_SPECIAL
         ]
         return "".join(tokens) if self.tokens == "chars" else " ".join(tokens)
 

@@ -274,9 +274,16 @@ class AdditionTask(Task):
         return ids
 
     def format_ids(self, ids):
-        """Format decoded digit ids as a number, such as "357"."""
+        """Format decoded digit ids as a number, such as "357".
+
+        A stray BOS (which an undertrained model can emit) prints as "<bos>".
+        """
         return "".join(
-            "+" if token == self.SEPARATOR else str(token - NUM_SPECIAL)
+            "+"
+            if token == self.SEPARATOR
+            else "<bos>"
+            if token == BOS
+            else str(token - NUM_SPECIAL)
             for token in strip_special(ids)
         )
 

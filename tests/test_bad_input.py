@@ -95,3 +95,27 @@ def test_model_never_returns_nan_for_fully_padded_source():
     model = make_model()
     logits = model.forward(numpy.array([[0, 0, 0]]), TGT)
     assert numpy.isfinite(logits).all()
+
+
+@pytest.mark.parametrize(
+    "field, value", [("steps", 0), ("batch_size", -3), ("eval_every", -1)]
+)
+def test_train_settings_reject_non_positive(field, value):
+    from nptransformer.train import TrainSettings
+
+    with pytest.raises(ValueError, match=f"{field} must be .* got {value}"):
+        TrainSettings(**{field: value})
+
+
+def test_vocabulary_too_small_for_task():
+    from nptransformer.tasks import get_task
+
+    with pytest.raises(ValueError, match="at least 2, got 1"):
+        get_task("reverse", num_symbols=1)
+
+
+def test_unknown_task_named():
+    from nptransformer.tasks import get_task
+
+    with pytest.raises(ValueError, match="unknown task 'sorting'"):
+        get_task("sorting")

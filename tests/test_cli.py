@@ -173,3 +173,52 @@ def test_zero_steps_rejected():
     assert result.returncode == 2
     assert "positive integer" in result.stderr
     numpy.testing.assert_equal("Traceback" in result.stderr, False)
+
+
+def test_decode_with_beam(trained_run):
+    folder, _ = trained_run
+    result = run_cli("decode", "--checkpoint", str(folder), "--beam", "4", "3 5 7 4")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "4 7 5 3"
+
+
+def test_eval_max_length_reports_each_length(tmp_path):
+    folder = tmp_path / "run"
+    result = run_cli(
+        "train", "--task", "copy", "--num-symbols", "4", "--max-length", "3",
+        "--steps", "5", "--batch-size", "8", "--eval-every", "0",
+        "--heldout-size", "20", "--eval-max-length", "6", "--quiet",
+        "--out", str(folder),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert sorted(metrics["accuracy_by_length"], key=int) == [
+        str(n) for n in range(1, 7)
+    ]
+    assert metrics["train_max_length"] == 3
+    assert (folder / "accuracy_by_length.png").exists()
+    assert "length   6:" in result.stdout
+
+
+def test_addition_decode_takes_plus_form(tmp_path):
+    folder = tmp_path / "run"
+    result = run_cli(
+        "train", "--task", "addition", "--max-length", "2", "--steps", "3",
+        "--batch-size", "8", "--eval-every", "0", "--heldout-size", "10",
+        "--quiet", "--out", str(folder),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    result = run_cli("decode", "--checkpoint", str(folder), "12+34")
+    assert result.returncode == 0, result.stderr
+    # Three steps teach nothing, so only the format is checked: digits, or "<bos>"
+    # where the untrained model emits BOS.
+    assert set(result.stdout.strip().replace("<bos>", "")) <= set("0123456789")
+    result = run_cli("decode", "--checkpoint", str(folder), "12+")
+    assert result.returncode == 1
+    assert "12+" in result.stderr
+
+
+def test_zero_batch_size_rejected():
+    result = run_cli("train", "--batch-size", "0")
+    assert result.returncode == 2
+    assert "got 0" in result.stderr

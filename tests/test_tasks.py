@@ -109,3 +109,8 @@ def test_symbol_task_parse_errors():
         task.parse_source("3 x")
     with pytest.raises(ValueError, match="no symbols"):
         task.parse_source("   ")
+
+
+def test_addition_format_shows_stray_bos():
+    task = get_task("addition")
+    assert task.format_ids([4, BOS, 5, EOS, 7]) == "1<bos>2"
