@@ -193,7 +193,7 @@ class PairsTask(Task):
         return "".join(tokens) if self.tokens == "chars" else " ".join(tokens)
 
     def answer(self, x):
-        raise ValueError("a data file task has no rule to compute answers")
+        raise ValueError("a data file task has no rule to compute targets from sources")
 
     def settings(self):
         return {

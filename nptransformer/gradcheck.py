@@ -2,9 +2,9 @@
 
 The checker compares an analytic backward pass with the numerical derivative of the
 scalar f = Σ upstream * forward(inputs), where `upstream` is a random array. A random
-upstream gradient matters: with an all-ones upstream the true softmax gradient is
-exactly zero, so the check would only confirm that backward returns zeros, and any
-wrong cross term that also vanishes for a constant upstream gradient would pass.
+upstream gradient matters. With an all-ones upstream the true softmax gradient is
+exactly zero, so the check would only confirm that backward returns zeros. Any wrong
+cross term that also vanishes for a constant upstream gradient would then pass.
 
 Error per tensor: max |numeric - analytic| / max(scale, floor), where scale is the
 largest magnitude of either gradient of that tensor, and floor is the larger of an
