@@ -17,32 +17,17 @@ import time
 
 import numpy
 
-from nptransformer import Transformer, TransformerConfig
+from configs import CONFIGS, model_config
+from nptransformer import Transformer
 from nptransformer.decoding import greedy_decode
 from nptransformer.tasks import EOS
 
 TARGET_LENGTHS = (10, 32, 64)
 SOURCE_LENGTH = 10
-CONFIGS = {
-    "small": {"vocab": 13, "d_model": 64, "heads": 4, "layers": 2, "d_ff": 256},
-    "medium": {"vocab": 1000, "d_model": 256, "heads": 8, "layers": 3, "d_ff": 1024},
-}
 
 
 def build_model(name):
-    spec = CONFIGS[name]
-    config = TransformerConfig(
-        src_vocab_size=spec["vocab"],
-        tgt_vocab_size=spec["vocab"],
-        d_model=spec["d_model"],
-        num_heads=spec["heads"],
-        num_encoder_layers=spec["layers"],
-        num_decoder_layers=spec["layers"],
-        d_ff=spec["d_ff"],
-        dropout=0.0,
-        max_len=max(TARGET_LENGTHS),
-        dtype="float32",
-    )
+    config = model_config(name, max_len=max(TARGET_LENGTHS))
     model = Transformer(config, seed=0)
     model.parameters()["generator.b"][EOS] = -1e9
     return model

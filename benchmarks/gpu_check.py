@@ -16,37 +16,19 @@ import time
 
 import numpy
 
-from nptransformer import Transformer, TransformerConfig, set_backend
+from configs import CONFIGS, model_config
+from nptransformer import Transformer, set_backend
 from nptransformer.backend import get_backend
 from nptransformer.optim import Adam, NoamSchedule
 from nptransformer.tasks import get_task
 from nptransformer.train import train_step
 
-CONFIGS = {
-    "small": dict(
-        vocab=13, length=10, d_model=64, heads=4, layers=2, d_ff=256, batch=64
-    ),
-    "medium": dict(
-        vocab=1000, length=32, d_model=256, heads=8, layers=3, d_ff=1024, batch=32
-    ),
-}
 
-
-def run(backend, spec, dtype, steps, initial_state):
+def run(backend, name, dtype, steps, initial_state):
+    spec = CONFIGS[name]
     set_backend(backend)
     task = get_task("reverse", num_symbols=spec["vocab"] - 3, max_length=spec["length"])
-    config = TransformerConfig(
-        src_vocab_size=spec["vocab"],
-        tgt_vocab_size=spec["vocab"],
-        d_model=spec["d_model"],
-        num_heads=spec["heads"],
-        num_encoder_layers=spec["layers"],
-        num_decoder_layers=spec["layers"],
-        d_ff=spec["d_ff"],
-        dropout=0.0,
-        max_len=spec["length"] + 2,
-        dtype=dtype,
-    )
+    config = model_config(name, dtype=dtype)
     model = Transformer(config, seed=0)
     model.load_state_dict(initial_state)
     optimizer = Adam(model.parameters())
@@ -77,31 +59,18 @@ def main():
         "(default 1e-3 in float32, 1e-9 in float64)",
     )
     args = parser.parse_args()
-    spec = CONFIGS[args.config]
     tolerance = args.tolerance or (1e-3 if args.dtype == "float32" else 1e-9)
 
     set_backend("numpy")
-    reference = Transformer(
-        TransformerConfig(
-            src_vocab_size=spec["vocab"],
-            tgt_vocab_size=spec["vocab"],
-            d_model=spec["d_model"],
-            num_heads=spec["heads"],
-            num_encoder_layers=spec["layers"],
-            num_decoder_layers=spec["layers"],
-            d_ff=spec["d_ff"],
-            dropout=0.0,
-            max_len=spec["length"] + 2,
-            dtype=args.dtype,
-        ),
-        seed=0,
-    )
+    reference = Transformer(model_config(args.config, dtype=args.dtype), seed=0)
     initial_state = reference.state_dict()
 
     numpy_losses, numpy_times = run(
-        "numpy", spec, args.dtype, args.steps, initial_state
+        "numpy", args.config, args.dtype, args.steps, initial_state
     )
-    cupy_losses, cupy_times = run("cupy", spec, args.dtype, args.steps, initial_state)
+    cupy_losses, cupy_times = run(
+        "cupy", args.config, args.dtype, args.steps, initial_state
+    )
     set_backend("numpy")
 
     print(f"{'step':>5} {'numpy loss':>12} {'cupy loss':>12} {'rel. diff':>10}")

@@ -23,37 +23,19 @@ sys.path.insert(
     0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests")
 )
 
-from nptransformer import Transformer, TransformerConfig, set_backend  # noqa: E402
+from nptransformer import Transformer, set_backend  # noqa: E402
 from nptransformer.optim import Adam, NoamSchedule  # noqa: E402
 from nptransformer.tasks import get_task  # noqa: E402
 from nptransformer.train import train_step  # noqa: E402
 from strict_backend import DeviceArray, strict_device  # noqa: E402
 
-CONFIGS = {
-    "small": dict(
-        vocab=13, length=10, d_model=64, heads=4, layers=2, d_ff=256, batch=64
-    ),
-    "medium": dict(
-        vocab=1000, length=32, d_model=256, heads=8, layers=3, d_ff=1024, batch=32
-    ),
-}
+from configs import CONFIGS, model_config  # noqa: E402
 
 
 def build(name, seed=0):
     spec = CONFIGS[name]
     task = get_task("reverse", num_symbols=spec["vocab"] - 3, max_length=spec["length"])
-    config = TransformerConfig(
-        src_vocab_size=spec["vocab"],
-        tgt_vocab_size=spec["vocab"],
-        d_model=spec["d_model"],
-        num_heads=spec["heads"],
-        num_encoder_layers=spec["layers"],
-        num_decoder_layers=spec["layers"],
-        d_ff=spec["d_ff"],
-        dropout=0.1,
-        max_len=spec["length"] + 2,
-        dtype="float32",
-    )
+    config = model_config(name, dropout=0.1)
     model = Transformer(config, seed=seed)
     optimizer = Adam(model.parameters())
     schedule = NoamSchedule(config.d_model, warmup_steps=4000)

@@ -29,47 +29,11 @@ import numpy
 import torch
 from torch.nn import functional as F
 
-from nptransformer import Adam, NoamSchedule, Transformer, TransformerConfig
+from configs import CONFIGS, model_config
+from nptransformer import Adam, NoamSchedule, Transformer
 from nptransformer.interop import to_torch
 from nptransformer.tasks import PAD, get_task
 from nptransformer.train import train_step
-
-CONFIGS = {
-    "small": {
-        "vocab": 13,
-        "length": 10,
-        "d_model": 64,
-        "heads": 4,
-        "layers": 2,
-        "d_ff": 256,
-        "batch": 64,
-    },
-    "medium": {
-        "vocab": 1000,
-        "length": 32,
-        "d_model": 256,
-        "heads": 8,
-        "layers": 3,
-        "d_ff": 1024,
-        "batch": 32,
-    },
-}
-
-
-def build_config(spec):
-    return TransformerConfig(
-        src_vocab_size=spec["vocab"],
-        tgt_vocab_size=spec["vocab"],
-        d_model=spec["d_model"],
-        num_heads=spec["heads"],
-        num_encoder_layers=spec["layers"],
-        num_decoder_layers=spec["layers"],
-        d_ff=spec["d_ff"],
-        dropout=0.0,
-        max_len=spec["length"] + 1,
-        pad_id=PAD,
-        dtype="float32",
-    )
 
 
 def build_batches(spec, count, seed):
@@ -105,7 +69,7 @@ def torch_train_step(module, optimizer, batch_tensors, lr, clip_norm=1.0):
 def run(name, steps, warmup, seed):
     """Train both models for warmup + steps steps and return the timing summary."""
     spec = CONFIGS[name]
-    config = build_config(spec)
+    config = model_config(name)
     model = Transformer(config, seed=seed)
     module = to_torch(model)
     optimizer = Adam(model.parameters())
