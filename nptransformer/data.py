@@ -13,7 +13,15 @@ import os
 
 import numpy
 
-from .tasks import NUM_SPECIAL, Batch, Task, data_streams, pad_sequences, strip_special
+from .tasks import (
+    BOS,
+    NUM_SPECIAL,
+    Batch,
+    Task,
+    data_streams,
+    pad_sequences,
+    strip_special,
+)
 
 TOKENIZATIONS = ("chars", "words")
 
@@ -138,14 +146,29 @@ class PairsTask(Task):
         self.max_length = max(max(len(s), len(t)) for s, t in encoded)
 
     def _encode(self, tokens):
+        missing = [t for t in tokens if t not in self.token_ids]
+        if missing:
+            raise ValueError(
+                f"token {missing[0]!r} from {self.path} is not in the saved vocabulary; "
+                "the data file differs from the one the run was trained on"
+            )
         return numpy.array([self.token_ids[t] for t in tokens], dtype=numpy.int64)
+
+    def _require_pairs(self):
+        if not self.train_pairs:
+            raise ValueError(
+                f"this data task was loaded without {self.path}; "
+                "build it with load_pairs=True to train or evaluate"
+            )
 
     @property
     def max_source_length(self):
+        self._require_pairs()
         return max(len(s) for s, _ in self.train_pairs + self.heldout_pairs) + 1
 
     @property
     def max_target_length(self):
+        self._require_pairs()
         return max(len(t) for _, t in self.train_pairs + self.heldout_pairs) + 1
 
     def _batch(self, pairs):
@@ -184,12 +207,15 @@ class PairsTask(Task):
     def format_ids(self, ids):
         """Turn decoded ids back into text (characters joined, or words with spaces).
 
-        A stray BOS (which an undertrained model can emit) prints as "<bos>".
+        A stray BOS (which an undertrained model can emit) prints as "<bos>", and an
+        id outside the vocabulary as "<id N>".
         """
-        tokens = [
-            self.vocabulary[i - NUM_SPECIAL] if i >= NUM_SPECIAL else "<bos>"
-            for i in strip_special(ids)
-        ]
+        tokens = []
+        for i in strip_special(ids):
+            if NUM_SPECIAL <= i < self.vocab_size:
+                tokens.append(self.vocabulary[i - NUM_SPECIAL])
+            else:
+                tokens.append("<bos>" if i == BOS else f"<id {i}>")
         return "".join(tokens) if self.tokens == "chars" else " ".join(tokens)
 
     def answer(self, x):

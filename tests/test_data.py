@@ -202,3 +202,17 @@ def test_shipped_dates_file_matches_its_script(tmp_path):
     assert (root / "examples" / "dates.tsv").read_text(encoding="utf-8") == expected
     assert len(read_pairs(root / "examples" / "dates.tsv")) == 4000
     assert EOS == 2
+
+
+def test_vocabulary_mismatch_is_value_error(tmp_path):
+    path = write(tmp_path, "ab\tb\nb\ta\n")
+    with pytest.raises(ValueError, match="token 'b' .* not in the saved vocabulary"):
+        PairsTask(path, vocabulary=["a"])
+
+
+def test_task_without_file_explains(tmp_path):
+    task = PairsTask(tmp_path / "gone.tsv", vocabulary=["a", "b"], load_pairs=False)
+    assert task.parse_source("ab") == [3, 4]
+    assert task.format_ids([3, 1, 99, 4]) == "a<bos><id 99>b"
+    with pytest.raises(ValueError, match="loaded without"):
+        task.max_source_length
