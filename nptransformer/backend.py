@@ -12,7 +12,9 @@ import os
 import numpy
 
 _BACKEND_ENV = "NPTRANSFORMER_BACKEND"
-_active = numpy
+_active = (
+    None  # chosen on first use, so a bad NPTRANSFORMER_BACKEND cannot break import
+)
 
 
 def _load_cupy():
@@ -66,16 +68,34 @@ def set_backend(backend):
 
 
 def get_backend():
-    """Return the active array module (numpy unless `set_backend` chose another)."""
+    """Return the active array module.
+
+    On first use this applies NPTRANSFORMER_BACKEND ("numpy" or "cupy") when it is set,
+    so a bad value raises here, where callers can report it, rather than on import.
+    Otherwise NumPy, unless `set_backend` chose another.
+    """
+    global _active
+    if _active is None:
+        name = os.environ.get(_BACKEND_ENV, "").strip()
+        if name:
+            try:
+                set_backend(name)
+            except ValueError as error:
+                raise ValueError(
+                    f"environment variable {_BACKEND_ENV}: {error}"
+                ) from None
+        else:
+            _active = numpy
     return _active
 
 
 def array_module(*arrays):
     """Return the array module that owns `arrays`: the active backend's or NumPy."""
-    if _active is not numpy:
+    active = get_backend()
+    if active is not numpy:
         for array in arrays:
-            if isinstance(array, _active.ndarray):
-                return _active
+            if isinstance(array, active.ndarray):
+                return active
     return numpy
 
 
@@ -102,12 +122,3 @@ def scatter_add(target, indices, values):
     else:
         module.add.at(target, indices, values)
     return target
-
-
-def _select_from_environment():
-    name = os.environ.get(_BACKEND_ENV, "").strip()
-    if name:
-        set_backend(name)
-
-
-_select_from_environment()

@@ -39,6 +39,11 @@ def save_checkpoint(path, model, optimizer, meta):
         prefix=".checkpoint-", suffix=".npz.tmp", dir=folder
     )
     try:
+        # mkstemp creates the file readable by its owner only; give it the mode any
+        # other file written here gets (0o666 less the umask).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         with os.fdopen(handle, "wb") as file:
             numpy.savez(file, **arrays)
             file.flush()
@@ -82,7 +87,12 @@ def load_checkpoint(path):
     """
     path = resolve_checkpoint_path(path)
     try:
-        with numpy.load(path, allow_pickle=False) as archive:
+        loaded = numpy.load(path, allow_pickle=False)
+        if not isinstance(loaded, numpy.lib.npyio.NpzFile):
+            raise CheckpointError(
+                f"{path} is a single .npy array, not an nptransformer checkpoint (.npz)"
+            )
+        with loaded as archive:
             arrays = {name: archive[name] for name in archive.files}
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as error:
         raise CheckpointError(

@@ -7,6 +7,7 @@ Errors print one line to standard error and exit with status 1 (2 for usage erro
 import argparse
 import datetime
 import json
+import math
 import os
 import signal
 import sys
@@ -15,7 +16,7 @@ import time
 import numpy
 
 from . import __version__
-from .backend import set_backend, to_numpy
+from .backend import get_backend, set_backend, to_numpy
 from .checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint_path
 from .decoding import beam_search, greedy_decode
 from .model import Transformer, TransformerConfig
@@ -62,34 +63,44 @@ class CommandError(Exception):
     """An error the command line reports as one line."""
 
 
-def _positive_int(text):
+def _int_in(low, high):
+    """Return an argparse type: an integer from low to high inclusive."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer from {low} to {high}, got {text!r}"
+            ) from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer from {low} to {high}, got {value}"
+            )
+        return value
+
+    return parse
+
+
+def _finite_float(text):
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive integer, got {text!r}"
-        ) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
 
 
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a non-negative integer, got {text!r}"
-        ) from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(
-            f"expected a non-negative integer, got {value}"
-        )
-    return value
+class _OneLineParser(argparse.ArgumentParser):
+    """Report usage errors in one line, with a pointer to --help."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="nptransformer",
         description="A NumPy Transformer with hand-written backward passes.",
     )
@@ -125,32 +136,35 @@ def build_parser():
     )
     train.add_argument(
         "--heldout-fraction",
-        type=float,
+        type=_finite_float,
         default=None,
         help="with --data: share of pairs held out for evaluation (default: 0.1)",
     )
     train.add_argument(
         "--eval-max-length",
-        type=_non_negative_int,
+        type=_int_in(0, 1000),
         default=None,
         help="after training, report accuracy for every length up to this one, "
         "beyond the training lengths too (default: 0 = off)",
     )
     train.add_argument(
         "--steps",
-        type=_positive_int,
+        type=_int_in(1, 10**7),
         default=None,
         help="total optimizer steps, counting any already done (default: 1200 for "
         "copy and reverse, 3000 for sort, addition and --data)",
     )
     train.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=_int_in(1, 100_000),
         default=None,
         help="sequences per batch (default: 64)",
     )
     train.add_argument(
-        "--seed", type=int, default=None, help="random seed (default: 0)"
+        "--seed",
+        type=_int_in(0, 2**32 - 1),
+        default=None,
+        help="random seed (default: 0)",
     )
     train.add_argument(
         "--dtype",
@@ -160,83 +174,92 @@ def build_parser():
     )
     train.add_argument(
         "--num-symbols",
-        type=_positive_int,
+        type=_int_in(1, 100_000),
         default=None,
         help="distinct symbols in the task (default: 10)",
     )
     train.add_argument(
         "--max-length",
-        type=_positive_int,
+        type=_int_in(1, 1000),
         default=None,
         help="longest sequence in symbols, or digits per operand for addition "
         "(default: 10; 3 for addition)",
     )
     train.add_argument(
-        "--d-model", type=_positive_int, default=None, help="model width (default: 64)"
+        "--d-model",
+        type=_int_in(1, 8192),
+        default=None,
+        help="model width (default: 64)",
     )
     train.add_argument(
-        "--heads", type=_positive_int, default=None, help="attention heads (default: 4)"
+        "--heads",
+        type=_int_in(1, 1024),
+        default=None,
+        help="attention heads (default: 4)",
     )
     train.add_argument(
         "--layers",
-        type=_positive_int,
+        type=_int_in(1, 64),
         default=None,
         help="encoder layers and decoder layers each (default: 2)",
     )
     train.add_argument(
         "--d-ff",
-        type=_positive_int,
+        type=_int_in(1, 65_536),
         default=None,
         help="feed-forward hidden width (default: 256)",
     )
     train.add_argument(
-        "--dropout", type=float, default=None, help="dropout probability (default: 0.0)"
+        "--dropout",
+        type=_finite_float,
+        default=None,
+        help="dropout probability (default: 0.0)",
     )
     train.add_argument(
         "--warmup",
-        type=_positive_int,
+        type=_int_in(1, 10**7),
         default=None,
         help="learning-rate warmup steps (default: 200)",
     )
     train.add_argument(
         "--lr-factor",
-        type=float,
+        type=_finite_float,
         default=None,
         help="factor on the warmup schedule's learning rate (default: 0.5)",
     )
     train.add_argument(
         "--label-smoothing",
-        type=float,
+        type=_finite_float,
         default=None,
         help="label smoothing epsilon (default: 0.0)",
     )
     train.add_argument(
         "--clip-norm",
-        type=float,
+        type=_finite_float,
         default=None,
         help="gradient-norm clipping threshold, 0 = off (default: 1.0)",
     )
     train.add_argument(
         "--eval-every",
-        type=_non_negative_int,
+        type=_int_in(0, 10**7),
         default=None,
         help="evaluate every N steps, 0 = only at the end (default: 100)",
     )
     train.add_argument(
         "--eval-size",
-        type=_positive_int,
+        type=_int_in(1, 10**6),
         default=None,
         help="held-out sequences used by periodic evaluation (default: 200)",
     )
     train.add_argument(
         "--heldout-size",
-        type=_positive_int,
+        type=_int_in(1, 10**6),
         default=None,
         help="size of the held-out set, all used at the end (default: 1000)",
     )
     train.add_argument(
         "--save-every",
-        type=_non_negative_int,
+        type=_int_in(0, 10**7),
         default=None,
         help="save a checkpoint every N steps, 0 = only at the end (default: 0)",
     )
@@ -250,6 +273,13 @@ def build_parser():
         help="continue the run in DIR until --steps",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--threads",
+        type=_int_in(1, 1024),
+        default=1,
+        help="BLAS threads for the matrix products (default: 1, the fastest for the "
+        "default model and on a busy machine; larger models gain from more)",
+    )
 
     decode = commands.add_parser(
         "decode", help="decode one sequence with a trained model"
@@ -259,7 +289,7 @@ def build_parser():
     )
     decode.add_argument(
         "--beam",
-        type=_positive_int,
+        type=_int_in(1, 64),
         default=1,
         help="beam size; 1 decodes greedily (default: 1)",
     )
@@ -273,7 +303,7 @@ def build_parser():
         "gradcheck", help="check every op's gradient in float64"
     )
     gradcheck.add_argument(
-        "--seed", type=int, default=0, help="random seed (default: 0)"
+        "--seed", type=_int_in(0, 2**32 - 1), default=0, help="random seed (default: 0)"
     )
     return parser
 
@@ -290,7 +320,7 @@ def _make_task(args):
             )
         return get_task(
             "data",
-            path=args.data,
+            path=os.path.abspath(args.data),
             tokens=args.tokens or "chars",
             heldout_fraction=0.1
             if args.heldout_fraction is None
@@ -309,6 +339,9 @@ def _make_task(args):
 
 def _new_run(args):
     task = _make_task(args)
+    if args.eval_max_length:
+        # Fail now, not after training, if the task cannot make examples that long.
+        task.inputs_of_length(numpy.random.default_rng(0), 1, args.eval_max_length)
     config = default_model_config(
         task, args.dtype or "float32", longest=args.eval_max_length or None
     )
@@ -352,6 +385,8 @@ def _check_resume_flags(args, trainer):
         saved["heldout_fraction"] = task["heldout_fraction"]
     for flag, value in saved.items():
         given = getattr(args, flag)
+        if flag == "data" and given is not None:
+            given = os.path.abspath(given)
         if given is not None and given != value:
             raise CommandError(
                 f"--{flag.replace('_', '-')} {given} contradicts the saved run's value "
@@ -359,12 +394,16 @@ def _check_resume_flags(args, trainer):
             )
 
 
-def _prepare_run_folder(args):
+def _choose_run_folder(args):
+    """Return the run folder; check it, but create nothing until the run is built."""
     if args.resume:
         folder = args.resume
+        if os.path.isfile(folder):  # a checkpoint file names its run folder
+            folder = os.path.dirname(os.path.abspath(folder))
         if args.out and os.path.abspath(args.out) != os.path.abspath(folder):
             raise CommandError(
-                f"--out {args.out} differs from --resume {folder}; a resumed run keeps its folder"
+                f"--out {args.out} differs from --resume {folder}; "
+                "a resumed run keeps its folder, so drop --out"
             )
         resolve_checkpoint_path(folder)
         return folder
@@ -372,12 +411,15 @@ def _prepare_run_folder(args):
     folder = args.out or os.path.join(
         "runs", f"{name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     )
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise CommandError(
+            f"--out {folder} is a file, not a folder; choose another --out"
+        )
     if os.path.isdir(folder) and os.listdir(folder):
         raise CommandError(
             f"run folder {folder} exists and is not empty; choose another --out "
             f"or continue it with --resume {folder}"
         )
-    os.makedirs(folder, exist_ok=True)
     return folder
 
 
@@ -493,7 +535,14 @@ def _write_outputs(trainer, folder, accuracy, accuracy_by_length):
 
 
 def command_train(args):
-    folder = _prepare_run_folder(args)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=args.threads, user_api="blas"):
+        return _train(args)
+
+
+def _train(args):
+    folder = _choose_run_folder(args)
     checkpoint_path = os.path.join(folder, "checkpoint.npz")
     if args.resume:
         trainer = Trainer.from_checkpoint(checkpoint_path)
@@ -507,6 +556,7 @@ def command_train(args):
             )
     else:
         trainer = _new_run(args)
+        os.makedirs(folder, exist_ok=True)
 
     print(
         f"task {trainer.task.name} (symbols {trainer.task.num_symbols}, lengths 1-"
@@ -529,8 +579,13 @@ def command_train(args):
         trainer.run(callback=progress, checkpoint_path=checkpoint_path)
     except NonFiniteError as error:
         progress.close()
+        if os.path.exists(checkpoint_path):
+            kept = f"the last saved checkpoint in {folder} is kept"
+        else:
+            kept = "no checkpoint was saved yet (--save-every N saves along the way)"
         raise CommandError(
-            f"{error}; training stopped, the last saved checkpoint in {folder} is kept"
+            f"{error}; training stopped, {kept}; try a lower --lr-factor or a longer "
+            "--warmup"
         ) from None
     finally:
         signal.signal(signal.SIGINT, previous_handler)
@@ -545,6 +600,20 @@ def command_train(args):
         )
         return 130
 
+    try:
+        _report(trainer, folder)
+    except KeyboardInterrupt:
+        print(
+            f"interrupted after training; the checkpoint in {folder} holds all "
+            f"{trainer.step} steps, but metrics.json and the figures were not written",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
+
+
+def _report(trainer, folder):
+    """Evaluate on the whole held-out set, print samples, write metrics and figures."""
     started = time.perf_counter()
     accuracy = trainer.evaluate()
     print(
@@ -570,7 +639,6 @@ def command_train(args):
     if accuracy_by_length:
         figures += ", accuracy_by_length.png"
     print(f"wrote {folder}/checkpoint.npz, metrics.json, {figures}")
-    return 0
 
 
 # ---- decode --------------------------------------------------------------------------
@@ -607,6 +675,16 @@ def command_decode(args):
         raise CommandError(
             f"the input has {len(symbols)} tokens, more than the model's max_len "
             f"{config.max_len} allows (EOS included); shorten it"
+        )
+    try:
+        trained_length = task.max_source_length
+    except ValueError:  # a data task loaded without its file
+        trained_length = None
+    if trained_length and len(symbols) + 1 > trained_length:
+        print(
+            f"note: the input has {len(symbols)} tokens, but training saw at most "
+            f"{trained_length - 1}; expect a wrong output",
+            file=sys.stderr,
         )
     src = numpy.array([symbols + [EOS]], dtype=numpy.int64)
     max_len = min(config.max_len, 2 * len(symbols) + 10)
@@ -651,7 +729,21 @@ def main(argv=None):
     try:
         if args.backend:
             set_backend(args.backend)
+        get_backend()  # applies NPTRANSFORMER_BACKEND, so a bad value is reported here
         return commands[args.command](args)
+    except MemoryError:
+        print(
+            f"nptransformer {args.command}: error: out of memory; use smaller sizes "
+            "(--batch-size, --d-model, --max-length, --heldout-size, --beam)",
+            file=sys.stderr,
+        )
+        return 1
+    except FileNotFoundError as error:
+        print(
+            f"nptransformer {args.command}: error: file not found: {error.filename}",
+            file=sys.stderr,
+        )
+        return 1
     except (
         CommandError,
         CheckpointError,

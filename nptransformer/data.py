@@ -41,30 +41,51 @@ def read_pairs(path, tokens="chars"):
     if tokens not in TOKENIZATIONS:
         raise ValueError(f"tokens must be one of {TOKENIZATIONS}, got {tokens!r}")
     pairs = []
-    with open(path, encoding="utf-8") as file:
-        for number, line in enumerate(file, start=1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                raise ValueError(
-                    f"{path} line {number} is empty; remove it or write source<TAB>target"
-                )
-            parts = line.split("\t")
-            if len(parts) != 2:
-                raise ValueError(
-                    f"{path} line {number} has {len(parts) - 1} tabs; expected exactly "
-                    "one, between source and target"
-                )
-            source, target = (tokenize(part, tokens) for part in parts)
-            if not source or not target:
-                side = "source" if not source else "target"
-                raise ValueError(f"{path} line {number} has an empty {side}")
-            pairs.append((source, target))
+    for number, line in enumerate(_read_lines(path), start=1):
+        line = line.rstrip("\r")  # Windows line endings
+        if not line.strip():
+            raise ValueError(
+                f"{path} line {number} is empty; remove it or write source<TAB>target"
+            )
+        parts = line.split("\t")
+        if len(parts) != 2:
+            raise ValueError(
+                f"{path} line {number} has {len(parts) - 1} tabs; expected exactly "
+                "one, between source and target"
+            )
+        source, target = (tokenize(part, tokens) for part in parts)
+        if not source or not target:
+            side = "source" if not source else "target"
+            raise ValueError(f"{path} line {number} has an empty {side}")
+        pairs.append((source, target))
     if len(pairs) < 2:
         raise ValueError(
             f"{path} has {len(pairs)} usable pair(s); at least 2 are needed "
             "(one to train on and one to hold out)"
         )
     return pairs
+
+
+def _read_lines(path):
+    """Return the file's lines without their newline characters.
+
+    The text is decoded as UTF-8; "utf-8-sig" drops a byte-order mark, which would
+    otherwise become a token. Invalid bytes raise ValueError naming the line.
+    """
+    with open(path, "rb") as file:
+        data = file.read()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path} line {line} is not valid UTF-8 (byte {data[error.start]:#04x}); "
+            "save the file as UTF-8 text"
+        ) from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    return lines
 
 
 def file_digest(path):

@@ -76,6 +76,17 @@ class TransformerConfig:
                 f"d_model {self.d_model} is not divisible by num_heads {self.num_heads}; "
                 "choose a head count that divides d_model"
             )
+        for name in ("dropout", "layernorm_eps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number, got {value!r}")
+        if not isinstance(self.dtype, str):
+            try:
+                self.dtype = numpy.dtype(self.dtype).name
+            except TypeError:
+                raise TypeError(
+                    f"dtype must be 'float32' or 'float64', got {self.dtype!r}"
+                ) from None
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.dtype not in _DTYPES:
@@ -401,4 +412,6 @@ class Transformer(Layer):
                     f"parameter {name} has shape {tuple(value.shape)} in the state, "
                     f"but the model expects {tuple(param.shape)}"
                 )
+            if not bool(xp.isfinite(xp.asarray(value)).all()):
+                raise ValueError(f"parameter {name} holds NaN or infinite values")
             param[...] = xp.asarray(value, dtype=param.dtype)

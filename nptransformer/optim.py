@@ -80,12 +80,19 @@ class NoamSchedule:
     """
 
     def __init__(self, d_model, warmup_steps=4000, factor=1.0):
+        for name, value in (
+            ("d_model", d_model),
+            ("warmup_steps", warmup_steps),
+            ("factor", factor),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number, got {value!r}")
         if d_model < 1:
             raise ValueError(f"d_model must be positive, got {d_model!r}")
         if warmup_steps < 1:
             raise ValueError(f"warmup_steps must be at least 1, got {warmup_steps!r}")
-        if not factor > 0:
-            raise ValueError(f"factor must be positive, got {factor!r}")
+        if not (factor > 0 and math.isfinite(factor)):
+            raise ValueError(f"factor must be a positive finite number, got {factor!r}")
         self.d_model = d_model
         self.warmup_steps = warmup_steps
         self.factor = factor

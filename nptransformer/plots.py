@@ -1,4 +1,4 @@
-"""Figures: training curves and attention heatmaps, written with matplotlib's Agg backend."""
+"""Figures: training curves, accuracy by length and attention heatmaps (matplotlib)."""
 
 import numpy
 

@@ -6,6 +6,7 @@ right-padded with PAD to their longest row. Tasks: copy, reverse, sort and addit
 here, and tab-separated pairs from a file in `nptransformer.data`.
 """
 
+import re
 from dataclasses import dataclass
 
 import numpy
@@ -208,7 +209,14 @@ class AdditionTask(Task):
     name = "addition"
     SEPARATOR = NUM_SPECIAL + 10
 
+    MAX_DIGITS = 18  # sums of two 18-digit numbers still fit in a 64-bit integer
+
     def __init__(self, num_symbols=10, max_length=3):
+        if isinstance(max_length, int) and max_length > self.MAX_DIGITS:
+            raise ValueError(
+                f"the addition task supports operands of at most {self.MAX_DIGITS} "
+                f"digits, got max_length {max_length}"
+            )
         if num_symbols != 10:
             raise ValueError(
                 "the addition task uses the 10 digits, so num_symbols must be 10, "
@@ -245,6 +253,11 @@ class AdditionTask(Task):
         return [self._encode(a, b) for a, b in zip(first, second)]
 
     def inputs_of_length(self, rng, count, length):
+        if length > self.MAX_DIGITS:
+            raise ValueError(
+                f"the addition task supports operands of at most {self.MAX_DIGITS} "
+                f"digits, got length {length}"
+            )
         digits = numpy.full(count, length)
         first = self._numbers(rng, digits)
         second = self._numbers(rng, digits)
@@ -261,10 +274,18 @@ class AdditionTask(Task):
     def parse_source(self, text):
         """Accept "12+345" (digits and one plus sign) or ids such as "4 5 13 6"."""
         compact = text.replace(" ", "")
-        if compact.count("+") == 1 and compact.replace("+", "").isdigit():
+        if re.fullmatch(r"[0-9]+\+[0-9]+", compact):
             a, b = compact.split("+")
-            if a and b:
-                return [int(token) for token in self._encode(int(a), int(b))]
+            if max(len(a), len(b)) > self.MAX_DIGITS:
+                raise ValueError(
+                    f"operands of at most {self.MAX_DIGITS} digits are supported, "
+                    f"got {text!r}"
+                )
+            return [int(token) for token in self._encode(int(a), int(b))]
+        if not re.fullmatch(r"[0-9 ]+", text.strip()):
+            raise ValueError(
+                f'expected two numbers joined by "+", such as "12+345", got {text!r}'
+            )
         ids = super().parse_source(text)
         separators = [i for i, token in enumerate(ids) if token == self.SEPARATOR]
         if len(separators) != 1 or separators[0] in (0, len(ids) - 1):

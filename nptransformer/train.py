@@ -59,9 +59,9 @@ class TrainSettings:
             raise ValueError(
                 f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}"
             )
-        if not self.lr_factor > 0:
+        if not (self.lr_factor > 0 and math.isfinite(self.lr_factor)):
             raise ValueError(f"lr_factor must be positive, got {self.lr_factor!r}")
-        if not self.clip_norm >= 0:
+        if not (self.clip_norm >= 0 and math.isfinite(self.clip_norm)):
             raise ValueError(
                 f"clip_norm must be non-negative (0 = off), got {self.clip_norm!r}"
             )
@@ -217,12 +217,20 @@ class Trainer:
             raise CheckpointError(
                 f"checkpoint {path} does not match its config: {error}"
             ) from None
-        trainer.optimizer.step_count = step
-        trainer.step = int(meta["step"])
-        trainer.train_rng.bit_generator.state = meta["train_rng"]
-        _set_rng_state(trainer.model.dropout_rng, meta["dropout_rng"])
-        trainer.history = meta["history"]
-        trainer.elapsed = float(meta.get("elapsed_seconds", 0.0))
+        try:
+            trainer.optimizer.step_count = step
+            trainer.step = int(meta["step"])
+            trainer.train_rng.bit_generator.state = meta["train_rng"]
+            _set_rng_state(trainer.model.dropout_rng, meta["dropout_rng"])
+            trainer.history = {
+                key: list(meta["history"][key]) for key in trainer.history
+            }
+            trainer.elapsed = float(meta.get("elapsed_seconds", 0.0))
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(
+                f"checkpoint {path} has a missing or invalid training state entry "
+                f"({type(error).__name__}: {error})"
+            ) from None
         return trainer
 
     # ---- running -------------------------------------------------------------------

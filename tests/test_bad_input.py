@@ -119,3 +119,36 @@ def test_unknown_task_named():
 
     with pytest.raises(ValueError, match="unknown task 'sorting'"):
         get_task("sorting")
+
+
+def test_config_rejects_string_dropout():
+    with pytest.raises(TypeError, match="dropout must be a number, got '0.1'"):
+        make_model(dropout="0.1")
+
+
+def test_config_accepts_numpy_dtype():
+    assert make_model(dtype=numpy.float64).config.dtype == "float64"
+
+
+def test_cross_entropy_rejects_list_targets():
+    from nptransformer.ops import cross_entropy_forward
+
+    with pytest.raises(TypeError, match="targets must be an integer array, got list"):
+        cross_entropy_forward(numpy.zeros((1, 2, 3)), [[0, 1]])
+
+
+def test_schedule_rejects_string_and_infinite():
+    from nptransformer import NoamSchedule
+
+    with pytest.raises(TypeError, match="d_model must be a number, got '64'"):
+        NoamSchedule("64")
+    with pytest.raises(ValueError, match="inf"):
+        NoamSchedule(64, factor=float("inf"))
+
+
+def test_load_state_dict_rejects_nan():
+    model = make_model()
+    state = model.state_dict()
+    state["generator.b"][0] = numpy.nan
+    with pytest.raises(ValueError, match="generator.b holds NaN"):
+        model.load_state_dict(state)

@@ -171,7 +171,7 @@ def test_console_script_version():
 def test_zero_steps_rejected():
     result = run_cli("train", "--steps", "0")
     assert result.returncode == 2
-    assert "positive integer" in result.stderr
+    assert "got 0" in result.stderr
     numpy.testing.assert_equal("Traceback" in result.stderr, False)
 
 
@@ -222,3 +222,109 @@ def test_zero_batch_size_rejected():
     result = run_cli("train", "--batch-size", "0")
     assert result.returncode == 2
     assert "got 0" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("train", "--batch-size", "1000000000"), "--batch-size"),
+        (("train", "--max-length", "100000"), "--max-length"),
+        (("train", "--seed", "-1"), "--seed"),
+        (("train", "--lr-factor", "inf"), "finite"),
+        (("train", "--steps", "1.5"), "'1.5'"),
+        (("decode", "--checkpoint", "x", "--beam", "100000000", "3"), "--beam"),
+    ],
+)
+def test_usage_errors_are_one_line(args, expected):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]
+
+
+def test_bad_backend_variable_reported_not_raised(tmp_path):
+    import os
+
+    env = dict(os.environ, NPTRANSFORMER_BACKEND="bogus")
+    result = subprocess.run(
+        [sys.executable, "-m", "nptransformer", "gradcheck"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "NPTRANSFORMER_BACKEND" in result.stderr and "'bogus'" in result.stderr
+    assert "Traceback" not in result.stderr
+    help_result = subprocess.run(
+        [sys.executable, "-m", "nptransformer", "--help"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert help_result.returncode == 0
+
+
+def test_bad_settings_fail_before_training(tmp_path):
+    folder = tmp_path / "run"
+    result = run_cli("train", "--task", "addition", "--eval-max-length", "19",
+                     "--out", str(folder))  # fmt: skip
+    assert result.returncode == 1
+    assert "at most 18 digits" in result.stderr
+    assert not folder.exists()
+    result = run_cli("train", "--heads", "3", "--out", str(folder))
+    assert result.returncode == 1
+    assert "not divisible by num_heads 3" in result.stderr
+    assert not folder.exists()
+
+
+def test_out_is_a_file(tmp_path):
+    path = tmp_path / "file"
+    path.write_text("x")
+    result = run_cli("train", "--out", str(path))
+    assert result.returncode == 1
+    assert "is a file, not a folder" in result.stderr
+
+
+def test_resume_accepts_checkpoint_file(trained_run, tmp_path):
+    folder, _ = trained_run
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "checkpoint.npz").write_bytes((folder / "checkpoint.npz").read_bytes())
+    result = run_cli("train", "--resume", str(copy / "checkpoint.npz"), "--steps", "402",
+                     "--quiet")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert load_checkpoint(str(copy))[1]["step"] == 402
+
+
+def test_decode_warns_on_longer_input(trained_run):
+    folder, _ = trained_run
+    result = run_cli("decode", "--checkpoint", str(folder), "3 4 5 6 7 8 3 4")
+    assert result.returncode == 0
+    assert "training saw at most 5" in result.stderr
+
+
+def test_npy_file_as_checkpoint(tmp_path):
+    path = tmp_path / "array.npy"
+    numpy.save(path, numpy.ones(3))
+    result = run_cli("decode", "--checkpoint", str(path), "3")
+    assert result.returncode == 1
+    assert "single .npy array" in result.stderr
+
+
+def test_non_finite_checkpoint_rejected(trained_run, tmp_path):
+    arrays, meta = load_checkpoint(str(trained_run[0]))
+    arrays["param/generator.b"][0] = numpy.nan
+    path = tmp_path / "checkpoint.npz"
+    numpy.savez(path, meta=numpy.array(json.dumps(meta)), **arrays)
+    result = run_cli("decode", "--checkpoint", str(path), "3 4")
+    assert result.returncode == 1
+    assert "generator.b holds NaN" in result.stderr
+
+
+def test_missing_training_state_rejected(trained_run, tmp_path):
+    arrays, meta = load_checkpoint(str(trained_run[0]))
+    del meta["train_rng"]
+    folder = tmp_path / "run"
+    folder.mkdir()
+    numpy.savez(folder / "checkpoint.npz", meta=numpy.array(json.dumps(meta)), **arrays)
+    result = run_cli("train", "--resume", str(folder), "--steps", "500")
+    assert result.returncode == 1
+    assert "train_rng" in result.stderr
+    assert "Traceback" not in result.stderr

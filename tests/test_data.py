@@ -216,3 +216,37 @@ def test_task_without_file_explains(tmp_path):
     assert task.format_ids([3, 1, 99, 4]) == "a<bos><id 99>b"
     with pytest.raises(ValueError, match="loaded without"):
         task.max_source_length
+
+
+def test_non_utf8_names_line(tmp_path):
+    path = tmp_path / "bad.tsv"
+    path.write_bytes(b"ab\tc\nd\xff\te\n")
+    with pytest.raises(ValueError, match="line 2 is not valid UTF-8"):
+        read_pairs(path)
+
+
+def test_byte_order_mark_and_crlf(tmp_path):
+    path = tmp_path / "windows.tsv"
+    path.write_bytes("\ufeffab\tc\r\nd\te\r\n".encode("utf-8"))
+    assert read_pairs(path) == [(["a", "b"], ["c"]), (["d"], ["e"])]
+
+
+def test_data_run_resumes_from_elsewhere(tmp_path, monkeypatch):
+    pairs = "".join(f"{w}\t{w[::-1]}\n" for w in ["ab", "ba", "abc", "cab"] * 3)
+    data = write(tmp_path, pairs)
+    run = tmp_path / "run"
+    monkeypatch.chdir(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "nptransformer", "train", "--data", "pairs.tsv",
+         "--steps", "2", "--batch-size", "4", "--eval-every", "0", "--quiet",
+         "--out", str(run)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    monkeypatch.chdir("/")
+    result = subprocess.run(
+        [sys.executable, "-m", "nptransformer", "train", "--resume", str(run),
+         "--steps", "3", "--data", str(data), "--quiet"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr

@@ -24,6 +24,10 @@ def cross_entropy_forward(logits, targets, label_smoothing=0.0, ignore_index=Non
     xp = array_module(logits)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    if not hasattr(targets, "dtype"):
+        raise TypeError(
+            f"targets must be an integer array, got {type(targets).__name__}"
+        )
     if targets.shape != logits.shape[:-1]:
         raise ValueError(
             f"targets of shape {tuple(targets.shape)} do not match logits of shape "
