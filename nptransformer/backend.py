@@ -1,6 +1,6 @@
 """The array-module shim: NumPy by default, CuPy on request.
 
-This is the only file that knows which array library runs. Ops call
+This is the only file that decides which array library runs. Ops call
 `array_module(*arrays)` to get the module of their inputs, so NumPy arrays in give
 NumPy arrays out and CuPy arrays in give CuPy arrays out. Layers and the model call
 `get_backend()` to decide where new parameters, masks and random generators live.
@@ -18,7 +18,7 @@ _active = (
 
 
 def _load_cupy():
-    """Import CuPy and check that it sees a GPU, or raise a RuntimeError with the fix."""
+    """Import CuPy and check that it finds a GPU, or raise a RuntimeError with the fix."""
     try:
         cupy = importlib.import_module("cupy")
     except ImportError as error:

@@ -182,7 +182,7 @@ def build_parser():
         "--max-length",
         type=_int_in(1, 1000),
         default=None,
-        help="longest sequence in symbols, or digits per operand for addition "
+        help="maximum sequence length in symbols, or digits per operand for addition "
         "(default: 10; 3 for addition)",
     )
     train.add_argument(

@@ -100,11 +100,14 @@ def file_digest(path):
 class PairsTask(Task):
     """A task whose examples are the pairs of a tab-separated file.
 
-    path: the file; tokens: "chars" or "words"; heldout_fraction: share of pairs
-    held out (at least one); split_seed: seed of the shuffle that splits them;
-    vocabulary and digest: filled in from the file, and checked against it when
-    given (as when a checkpoint is loaded). With load_pairs=False the file is not
-    read at all (decoding needs only the saved vocabulary).
+    Arguments:
+        path: the file.
+        tokens: "chars" or "words".
+        heldout_fraction: share of pairs held out (at least one pair).
+        split_seed: seed of the shuffle that splits the pairs.
+        vocabulary, digest: filled in from the file when omitted, and checked
+            against it when given (as when a checkpoint is loaded).
+        load_pairs: False skips reading the file, which decoding does not need.
     """
 
     name = "data"
@@ -203,7 +206,7 @@ class PairsTask(Task):
         return self._batch([self.train_pairs[row] for row in rows])
 
     def heldout_batch(self, seed, size):
-        """The first `size` held-out pairs (the split itself depends on split_seed)."""
+        """Return the first `size` held-out pairs (split_seed decides the split)."""
         return self._batch(self.heldout_pairs[:size])
 
     def inputs_of_length(self, rng, count, length):

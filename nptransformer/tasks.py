@@ -80,12 +80,12 @@ class Task:
 
     @property
     def max_source_length(self):
-        """Longest src row (x plus EOS)."""
+        """Maximum length of a src row (x plus EOS)."""
         return self.source_length(self.max_length)
 
     @property
     def max_target_length(self):
-        """Longest tgt_in / tgt_out row (the answer plus BOS or EOS)."""
+        """Maximum length of a tgt_in or tgt_out row (the target plus BOS or EOS)."""
         return self.target_length(self.max_length)
 
     def answer(self, x):
@@ -116,7 +116,7 @@ class Task:
         return length + 1
 
     def heldout_batch(self, seed, size):
-        """The held-out set: `size` examples from a stream independent of training.
+        """Draw the held-out set: `size` examples from a stream independent of training.
 
         Short sequences can also appear in training (with 10 symbols there are only
         10 sequences of length 1); the overlap is not removed.
