@@ -1,5 +1,7 @@
 import importlib.util
 import os
+import subprocess
+import sys
 
 import numpy
 import pytest
@@ -23,4 +25,16 @@ def assert_gradients_close(report, tolerance):
     """Fail with the full per-tensor table (error, index, analytic, numeric)."""
     assert report.max_error <= tolerance, (
         f"gradient check failed: max error {report.max_error:.3e} > {tolerance:g}\n{report}"
+    )
+
+
+def run_cli(*args, cwd=None, env=None):
+    """Run `python -m nptransformer ARGS` as a user would; return the CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, "-m", "nptransformer", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
     )

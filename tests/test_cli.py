@@ -2,23 +2,13 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy
 import pytest
 
+from conftest import run_cli
+
 from nptransformer.checkpoint import load_checkpoint
-
-
-def run_cli(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "nptransformer", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -247,17 +237,11 @@ def test_bad_backend_variable_reported_not_raised(tmp_path):
     import os
 
     env = dict(os.environ, NPTRANSFORMER_BACKEND="bogus")
-    result = subprocess.run(
-        [sys.executable, "-m", "nptransformer", "gradcheck"],
-        capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
+    result = run_cli("gradcheck", env=env)
     assert result.returncode == 1
     assert "NPTRANSFORMER_BACKEND" in result.stderr and "'bogus'" in result.stderr
     assert "Traceback" not in result.stderr
-    help_result = subprocess.run(
-        [sys.executable, "-m", "nptransformer", "--help"],
-        capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
+    help_result = run_cli("--help", env=env)
     assert help_result.returncode == 0
 
 

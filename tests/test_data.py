@@ -1,10 +1,9 @@
 """Training on a file of tab-separated pairs, and its bad input."""
 
-import subprocess
-import sys
-
 import numpy
 import pytest
+
+from conftest import run_cli
 
 from nptransformer.data import PairsTask, read_pairs
 from nptransformer.tasks import EOS, get_task
@@ -81,61 +80,27 @@ def test_train_and_decode_text_from_cli(tmp_path):
     )
     path = write(tmp_path, pairs)
     run = tmp_path / "run"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nptransformer",
-            "train",
-            "--data",
-            str(path),
-            "--steps",
-            "30",
-            "--batch-size",
-            "16",
-            "--eval-every",
-            "0",
-            "--quiet",
-            "--out",
-            str(run),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_cli(
+        "train",
+        "--data",
+        str(path),
+        "--steps",
+        "30",
+        "--batch-size",
+        "16",
+        "--eval-every",
+        "0",
+        "--quiet",
+        "--out",
+        str(run),
     )
     assert result.returncode == 0, result.stderr
     assert "task data" in result.stdout
     path.unlink()  # decoding needs only the checkpoint
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nptransformer",
-            "decode",
-            "--checkpoint",
-            str(run),
-            "abc",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_cli("decode", "--checkpoint", str(run), "abc")
     assert result.returncode == 0, result.stderr
     assert set(result.stdout.strip()) <= set("abc")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nptransformer",
-            "decode",
-            "--checkpoint",
-            str(run),
-            "abz",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_cli("decode", "--checkpoint", str(run), "abz")
     assert result.returncode == 1
     assert "character 'z' at position 2" in result.stderr
     assert "Traceback" not in result.stderr
@@ -143,22 +108,8 @@ def test_train_and_decode_text_from_cli(tmp_path):
 
 def test_cli_bad_data_file_one_line(tmp_path):
     path = write(tmp_path, "a\tb\nbroken line\n")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nptransformer",
-            "train",
-            "--data",
-            str(path),
-            "--steps",
-            "2",
-            "--out",
-            str(tmp_path / "run"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run_cli(
+        "train", "--data", str(path), "--steps", "2", "--out", str(tmp_path / "run")
     )
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1
@@ -167,22 +118,8 @@ def test_cli_bad_data_file_one_line(tmp_path):
 
 def test_data_and_task_flags_conflict(tmp_path):
     path = write(tmp_path, "a\tb\nc\td\n")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nptransformer",
-            "train",
-            "--data",
-            str(path),
-            "--task",
-            "copy",
-            "--out",
-            str(tmp_path / "run"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run_cli(
+        "train", "--data", str(path), "--task", "copy", "--out", str(tmp_path / "run")
     )
     assert result.returncode == 1
     assert "--data replaces the generated task" in result.stderr
@@ -236,17 +173,23 @@ def test_data_run_resumes_from_elsewhere(tmp_path, monkeypatch):
     data = write(tmp_path, pairs)
     run = tmp_path / "run"
     monkeypatch.chdir(tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "nptransformer", "train", "--data", "pairs.tsv",
-         "--steps", "2", "--batch-size", "4", "--eval-every", "0", "--quiet",
-         "--out", str(run)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    result = run_cli(
+        "train",
+        "--data",
+        "pairs.tsv",
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--eval-every",
+        "0",
+        "--quiet",
+        "--out",
+        str(run),
+    )
     assert result.returncode == 0, result.stderr
     monkeypatch.chdir("/")
-    result = subprocess.run(
-        [sys.executable, "-m", "nptransformer", "train", "--resume", str(run),
-         "--steps", "3", "--data", str(data), "--quiet"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    result = run_cli(
+        "train", "--resume", str(run), "--steps", "3", "--data", str(data), "--quiet"
+    )
     assert result.returncode == 0, result.stderr

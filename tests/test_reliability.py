@@ -9,6 +9,8 @@ import zipfile
 import numpy
 import pytest
 
+from conftest import run_cli
+
 from nptransformer import cli
 from nptransformer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nptransformer.tasks import get_task
@@ -48,15 +50,6 @@ SMALL_RUN = (
     "3",
     "--quiet",
 )
-
-
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "nptransformer", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def read_state(folder):
