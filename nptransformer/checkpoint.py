@@ -88,10 +88,15 @@ def load_checkpoint(path):
     path = resolve_checkpoint_path(path)
     try:
         loaded = numpy.load(path, allow_pickle=False)
-        if not isinstance(loaded, numpy.lib.npyio.NpzFile):
-            raise CheckpointError(
-                f"{path} is a single .npy array, not an nptransformer checkpoint (.npz)"
-            )
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: the file is truncated or corrupt ({error})"
+        ) from None
+    if not isinstance(loaded, numpy.lib.npyio.NpzFile):
+        raise CheckpointError(
+            f"{path} is a single .npy array, not an nptransformer checkpoint (.npz)"
+        )
+    try:
         with loaded as archive:
             arrays = {name: archive[name] for name in archive.files}
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as error:

@@ -53,6 +53,10 @@ class _OneLineParser(argparse.ArgumentParser):
     """Report usage errors in one line, with a pointer to --help."""
 
     def error(self, message):
+        if "required: symbols" in message:
+            message += (
+                "; an input that starts with '-' goes after --, as in -- \"-1+2\""
+            )
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -99,7 +103,7 @@ def build_parser():
     )
     train.add_argument(
         "--eval-max-length",
-        type=_int_in(0, 1000),
+        type=_int_in(0, 100),
         default=None,
         help="after training, report accuracy for every length up to this one, "
         "beyond the training lengths too (default: 0 = off)",
@@ -291,7 +295,7 @@ def command_decode(args):
         model.load_state_dict(params)
     except ValueError as error:
         raise CommandError(
-            f"checkpoint {args.checkpoint} does not match its config: {error}"
+            f"checkpoint {args.checkpoint} cannot be loaded into its model: {error}"
         ) from None
 
     symbols = task.parse_source(args.symbols)
@@ -300,14 +304,11 @@ def command_decode(args):
             f"the input has {len(symbols)} tokens, more than the model's max_len "
             f"{config.max_len} allows (EOS included); shorten it"
         )
-    try:
-        trained_length = task.max_source_length
-    except ValueError:  # a data task loaded without its file
-        trained_length = None
-    if trained_length and len(symbols) + 1 > trained_length:
+    length = task.example_length(symbols)
+    if task.max_length and length > task.max_length:
         print(
-            f"note: the input has {len(symbols)} tokens, but training saw at most "
-            f"{trained_length - 1}; expect a wrong output",
+            f"note: the input has length {length}, but training saw at most "
+            f"{task.max_length}; expect a wrong output",
             file=sys.stderr,
         )
     src = numpy.array([symbols + [EOS]], dtype=numpy.int64)

@@ -114,7 +114,49 @@ def _new_run(args):
     settings = TrainSettings(
         **dict(vars(settings), **{k: v for k, v in values.items() if v is not None})
     )
+    _check_memory(task, config, settings)
     return Trainer(task, config, settings)
+
+
+def estimate_memory(task, config, settings):
+    """Estimate the peak bytes a run needs: held-out set, training caches, evaluation.
+
+    NOTE: an estimate from the largest arrays (attention scores and weights, per-layer
+    activations, logits and the held-out set), meant to be within a factor of about
+    two. It exists to refuse sizes that cannot fit before anything is allocated.
+    """
+    itemsize = numpy.dtype(config.dtype).itemsize
+    longest = max(task.max_length, settings.eval_max_length)
+    S = max(task.max_source_length, task.source_length(longest))
+    T = max(task.max_target_length, task.target_length(longest))
+    B, H, D, F = settings.batch_size, config.num_heads, config.d_model, config.d_ff
+    V = config.tgt_vocab_size
+    encoder, decoder = config.num_encoder_layers, config.num_decoder_layers
+
+    heldout = settings.heldout_size * (S + 2 * T) * 8  # three int64 arrays
+    # Training keeps every layer's caches: scores and weights (B, H, Tq, Tk) for each
+    # attention block, about 12 (B, L, D) and 3 (B, L, F) activations per layer.
+    attention = 3 * B * H * itemsize * (encoder * S * S + decoder * (T * T + T * S))
+    activations = B * itemsize * (encoder * S + decoder * T) * (12 * D + 3 * F)
+    logits = 4 * B * T * V * itemsize
+    # Evaluation decodes up to 500 rows at once, one encoder layer at a time.
+    rows = min(500, max(settings.heldout_size, 200))
+    evaluation = rows * itemsize * (3 * H * S * S + 2 * decoder * (S + T) * D + 2 * V)
+    return heldout + attention + activations + logits + evaluation
+
+
+def _check_memory(task, config, settings):
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return  # the platform does not report free memory; nothing to compare with
+    needed = estimate_memory(task, config, settings)
+    if needed > 0.8 * available:
+        raise CommandError(
+            f"this run needs about {needed / 2**30:.1f} GiB of memory, but only "
+            f"{available / 2**30:.1f} GiB is free; lower --batch-size, --max-length, "
+            "--heldout-size, --eval-max-length or --d-model"
+        )
 
 
 def _check_resume_flags(args, trainer):
@@ -147,7 +189,12 @@ def _choose_run_folder(args):
     """Return the run folder; check it, but create nothing until the run is built."""
     if args.resume:
         folder = args.resume
-        if os.path.isfile(folder):  # a checkpoint file names its run folder
+        if os.path.isfile(folder):
+            if os.path.basename(folder) != "checkpoint.npz":
+                raise CommandError(
+                    f"--resume takes a run folder or its checkpoint.npz, got {folder}; "
+                    "a resumed run saves to checkpoint.npz in its folder"
+                )
             folder = os.path.dirname(os.path.abspath(folder))
         if args.out and os.path.abspath(args.out) != os.path.abspath(folder):
             raise CommandError(
@@ -294,7 +341,9 @@ def _train(args):
     folder = _choose_run_folder(args)
     checkpoint_path = os.path.join(folder, "checkpoint.npz")
     if args.resume:
-        trainer = Trainer.from_checkpoint(checkpoint_path)
+        # A moved data file may be named again with --data; its SHA-256 must match.
+        overrides = {"path": os.path.abspath(args.data)} if args.data else None
+        trainer = Trainer.from_checkpoint(checkpoint_path, task_overrides=overrides)
         _check_resume_flags(args, trainer)
         if args.steps is not None:
             trainer.settings.steps = args.steps
@@ -306,6 +355,14 @@ def _train(args):
     else:
         trainer = _new_run(args)
         os.makedirs(folder, exist_ok=True)
+    try:
+        return _run(args, trainer, folder, checkpoint_path)
+    finally:
+        if not args.resume and os.path.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)  # a run that failed before saving leaves nothing behind
+
+
+def _run(args, trainer, folder, checkpoint_path):
 
     print(
         f"task {trainer.task.name} (symbols {trainer.task.num_symbols}, lengths 1-"

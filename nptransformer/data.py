@@ -108,6 +108,8 @@ class PairsTask(Task):
         vocabulary, digest: filled in from the file when omitted, and checked
             against it when given (as when a checkpoint is loaded).
         load_pairs: False skips reading the file, which decoding does not need.
+        max_length: the longest source or target in tokens, used only without the
+            file (read from the file otherwise).
     """
 
     name = "data"
@@ -121,6 +123,7 @@ class PairsTask(Task):
         vocabulary=None,
         digest=None,
         load_pairs=True,
+        max_length=None,
     ):
         if not 0.0 < heldout_fraction < 1.0:
             raise ValueError(
@@ -142,7 +145,7 @@ class PairsTask(Task):
             self.digest = digest
             self.train_pairs, self.heldout_pairs = [], []
             self.num_symbols = len(self.vocabulary)
-            self.max_length = 0
+            self.max_length = int(max_length or 0)
             return
         pairs = read_pairs(self.path, tokens)
         current_digest = file_digest(self.path)
@@ -254,6 +257,7 @@ class PairsTask(Task):
             "split_seed": self.split_seed,
             "vocabulary": self.vocabulary,
             "digest": self.digest,
+            "max_length": self.max_length,
         }
 
 

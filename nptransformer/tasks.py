@@ -146,6 +146,10 @@ class Task:
             )
         return ids
 
+    def example_length(self, ids):
+        """Return the length of source ids (EOS excluded) in the unit of max_length."""
+        return len(ids)
+
     def format_ids(self, ids):
         """Format decoded ids (up to EOS) for printing: space-separated integers."""
         return " ".join(str(token) for token in strip_special(ids))
@@ -262,6 +266,14 @@ class AdditionTask(Task):
         first = self._numbers(rng, digits)
         second = self._numbers(rng, digits)
         return [self._encode(a, b) for a, b in zip(first, second)]
+
+    def example_length(self, ids):
+        """Return the digit count of the longer operand."""
+        ids = list(ids)
+        if self.SEPARATOR not in ids:
+            return len(ids)
+        separator = ids.index(self.SEPARATOR)
+        return max(separator, len(ids) - separator - 1)
 
     def answer(self, x):
         separator = int(numpy.flatnonzero(x == self.SEPARATOR)[0])

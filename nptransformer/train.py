@@ -83,10 +83,20 @@ def train_step(
 ):
     """Run forward, loss, backward, clipping and one Adam update on `batch`.
 
-    step is the 1-based optimizer step the schedule sees. Returns (loss, lr, grad_norm)
+    step is the 1-based optimizer step the schedule uses. Returns (loss, lr, grad_norm)
     as Python floats. Raises NonFiniteError naming the step and the tensor when the
-    loss or a gradient is NaN or infinite, before any parameter changes.
+    loss or a gradient is NaN or infinite (before any parameter changes), or when the
+    update itself made a parameter non-finite (a learning rate far too large). NumPy's
+    overflow warnings are silenced here because these checks report the same events
+    with the step and tensor named.
     """
+    with numpy.errstate(over="ignore", invalid="ignore"):
+        return _train_step(
+            model, optimizer, schedule, batch, step, label_smoothing, clip_norm
+        )
+
+
+def _train_step(model, optimizer, schedule, batch, step, label_smoothing, clip_norm):
     xp = get_backend()
     tgt_out = xp.asarray(batch.tgt_out)
     logits = model.forward(batch.src, batch.tgt_in, training=True)
@@ -108,6 +118,11 @@ def train_step(
         raise NonFiniteError(f"step {step}: the gradient of {name} is not finite")
     lr = schedule.lr(step)
     optimizer.step(grads, lr=lr)
+    name = _first_non_finite(model.parameters())
+    if name is not None:
+        raise NonFiniteError(
+            f"step {step}: the update made {name} non-finite (learning rate {lr:.3g})"
+        )
     return loss_value, lr, grad_norm
 
 
@@ -196,11 +211,15 @@ class Trainer:
         save_checkpoint(path, self.model, self.optimizer, self.meta())
 
     @classmethod
-    def from_checkpoint(cls, path):
-        """Rebuild a run from a checkpoint so that it continues bit for bit."""
+    def from_checkpoint(cls, path, task_overrides=None):
+        """Rebuild a run from a checkpoint so that it continues bit for bit.
+
+        task_overrides replaces saved task settings, such as the path of a data file
+        that moved (its SHA-256 must still match).
+        """
         arrays, meta = load_checkpoint(path)
         try:
-            task_settings = dict(meta["task"])
+            task_settings = dict(meta["task"], **(task_overrides or {}))
             task = get_task(task_settings.pop("name"), **task_settings)
             config = TransformerConfig.from_dict(meta["config"])
             settings = TrainSettings(**meta["settings"])
@@ -215,7 +234,7 @@ class Trainer:
             _load_moments(trainer.optimizer, m, v)
         except ValueError as error:
             raise CheckpointError(
-                f"checkpoint {path} does not match its config: {error}"
+                f"checkpoint {path} cannot be loaded into its model: {error}"
             ) from None
         try:
             trainer.optimizer.step_count = step

@@ -290,6 +290,7 @@ def test_npy_file_as_checkpoint(tmp_path):
     result = run_cli("decode", "--checkpoint", str(path), "3")
     assert result.returncode == 1
     assert "single .npy array" in result.stderr
+    assert "truncated" not in result.stderr
 
 
 def test_non_finite_checkpoint_rejected(trained_run, tmp_path):
@@ -312,3 +313,39 @@ def test_missing_training_state_rejected(trained_run, tmp_path):
     assert result.returncode == 1
     assert "train_rng" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_memory_estimate_refuses_huge_run(tmp_path):
+    folder = tmp_path / "run"
+    result = run_cli("train", "--heldout-size", "1000000", "--max-length", "1000",
+                     "--batch-size", "100000", "--out", str(folder))  # fmt: skip
+    assert result.returncode == 1
+    assert "GiB of memory" in result.stderr
+    assert not folder.exists()
+
+
+def test_resume_rejects_other_checkpoint_file(trained_run, tmp_path):
+    other = tmp_path / "old.npz"
+    other.write_bytes((trained_run[0] / "checkpoint.npz").read_bytes())
+    result = run_cli("train", "--resume", str(other), "--steps", "500")
+    assert result.returncode == 1
+    assert "run folder or its checkpoint.npz" in result.stderr
+
+
+def test_addition_decode_warns_on_long_operand(tmp_path):
+    folder = tmp_path / "run"
+    result = run_cli(
+        "train", "--task", "addition", "--max-length", "2", "--steps", "2",
+        "--batch-size", "8", "--eval-every", "0", "--heldout-size", "10",
+        "--quiet", "--out", str(folder),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    result = run_cli("decode", "--checkpoint", str(folder), "123+4")
+    assert result.returncode == 0
+    assert "length 3, but training saw at most 2" in result.stderr
+
+
+def test_leading_minus_input_hint():
+    result = run_cli("decode", "--checkpoint", "x", "-1+2")
+    assert result.returncode == 2
+    assert "goes after --" in result.stderr

@@ -193,3 +193,32 @@ def test_data_run_resumes_from_elsewhere(tmp_path, monkeypatch):
         "train", "--resume", str(run), "--steps", "3", "--data", str(data), "--quiet"
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_data_run_resumes_after_file_moves(tmp_path):
+    pairs = "".join(f"{w}\t{w[::-1]}\n" for w in ["ab", "ba", "abc", "cab"] * 3)
+    data = write(tmp_path, pairs)
+    run = tmp_path / "run"
+    result = run_cli("train", "--data", str(data), "--steps", "2", "--batch-size", "4",
+                     "--eval-every", "0", "--quiet", "--out", str(run))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    moved = tmp_path / "moved.tsv"
+    data.rename(moved)
+    result = run_cli("train", "--resume", str(run), "--steps", "3", "--quiet")
+    assert result.returncode == 1
+    assert "file not found" in result.stderr
+    result = run_cli("train", "--resume", str(run), "--steps", "3", "--data", str(moved),
+                     "--quiet")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+def test_data_decode_warns_on_long_input(tmp_path):
+    pairs = "".join(f"{w}\t{w[::-1]}\n" for w in ["ab", "ba", "abc", "cab"] * 3)
+    data = write(tmp_path, pairs)
+    run = tmp_path / "run"
+    result = run_cli("train", "--data", str(data), "--steps", "2", "--batch-size", "4",
+                     "--eval-every", "0", "--quiet", "--out", str(run))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    result = run_cli("decode", "--checkpoint", str(run), "abcabc")
+    assert result.returncode == 0
+    assert "length 6, but training saw at most 3" in result.stderr
