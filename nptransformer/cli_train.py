@@ -1,6 +1,6 @@
 """The `nptransformer train` command: run folders, resume checks, progress and reports.
 
-The parser and the other commands live in cli.py; this module turns parsed arguments
+The parser and the other commands live in cli.py. This module turns parsed arguments
 into a Trainer, runs it with one line per evaluation, and writes the run folder.
 """
 
