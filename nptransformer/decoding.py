@@ -16,7 +16,8 @@ def greedy_decode(model, src, max_len, use_cache=True):
     step runs the decoder on the newest position only, reusing the keys and values
     of earlier positions (`nptransformer.incremental.DecoderState`). With
     use_cache=False each step reruns the decoder on the whole prefix. Both give the
-    same tokens up to round-off in the logits. Each row stops at its own EOS. The loop
+    same tokens up to round-off in the logits. PAD and BOS are never chosen, since no
+    target contains them. Each row stops at its own EOS. The loop
     ends when every row has stopped or after max_len tokens (capped at the model's
     max_len).
     Returns a NumPy int64 array (B, <= max_len) of generated ids, BOS excluded, EOS
@@ -43,8 +44,11 @@ def greedy_decode(model, src, max_len, use_cache=True):
     B = src.shape[0]
     tokens = xp.full((B, 1), BOS, dtype=xp.int64)
     finished = xp.zeros(B, dtype=bool)
+    allowed = xp.ones(model.config.tgt_vocab_size, dtype=bool)
+    allowed[[PAD, BOS]] = False  # never outputs: no target contains them
     for _ in range(max_len):
-        next_token = next_logits(tokens).argmax(axis=-1)  # (B,)
+        logits = xp.where(allowed, next_logits(tokens), -xp.inf)  # (B, V)
+        next_token = logits.argmax(axis=-1)  # (B,)
         next_token = xp.where(finished, PAD, next_token)
         tokens = xp.concatenate([tokens, next_token[:, None]], axis=1)
         finished = finished | (next_token == EOS)
@@ -74,6 +78,8 @@ def beam_search(
     hypothesis. With early_stopping=True a row stops as soon as no open hypothesis can
     beat its best finished one (see Notes). With early_stopping=False it runs until
     every hypothesis has ended or max_len is reached. Both return the same hypotheses.
+    PAD and BOS are never generated: P is the model's distribution renormalised over
+    the other tokens, since no target contains them.
 
     Returns a NumPy int64 array (B, <= max_len) in greedy_decode's format (BOS
     excluded, EOS included where produced, PAD after), and with return_scores=True
@@ -150,7 +156,11 @@ def _beam_search(state, max_len, beam_size, alpha, early_stopping):
         # 2. next-token log-probabilities of every beam: (B, K, V)
         logits = to_numpy(state.step(xp.asarray(next_input)))
         V = logits.shape[-1]
-        log_probs = _log_softmax(logits.astype(numpy.float64)).reshape(B, K, V)
+        # PAD and BOS are never outputs (no target has them): the distribution is
+        # renormalised over the other tokens.
+        logits = logits.astype(numpy.float64)
+        logits[:, [PAD, BOS]] = -numpy.inf
+        log_probs = _log_softmax(logits).reshape(B, K, V)
 
         # 3. extend every open hypothesis by every token and keep the K best per row.
         #    candidates (B, K * V): entry k * V + v is beam k followed by token v.

@@ -2,7 +2,7 @@ import numpy
 
 from nptransformer import Transformer, TransformerConfig
 from nptransformer.decoding import exact_match, greedy_decode
-from nptransformer.tasks import EOS, PAD, get_task
+from nptransformer.tasks import BOS, EOS, PAD, get_task
 from nptransformer.train import Trainer, TrainSettings, default_model_config
 
 
@@ -68,3 +68,20 @@ def test_same_seed_same_run():
         numpy.testing.assert_array_equal(
             value, b.model.parameters()[name], err_msg=name
         )
+
+
+def test_decoders_never_emit_pad_or_bos():
+    from nptransformer.decoding import beam_search
+
+    config = TransformerConfig(src_vocab_size=6, tgt_vocab_size=6, d_model=8, num_heads=2,
+                               num_encoder_layers=1, num_decoder_layers=1, d_ff=8,
+                               dropout=0.0, max_len=10)  # fmt: skip
+    model = Transformer(config)
+    bias = model.parameters()["generator.b"]
+    bias[:] = 0.0
+    bias[BOS] = 50.0  # the model prefers BOS, then PAD, then symbol 4
+    bias[PAD] = 40.0
+    bias[4] = 30.0
+    src = numpy.array([[3, 5, EOS]])
+    for output in (greedy_decode(model, src, max_len=4), beam_search(model, src, 4)):
+        numpy.testing.assert_array_equal(output, [[4, 4, 4, 4]])
