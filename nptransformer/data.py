@@ -108,7 +108,7 @@ class PairsTask(Task):
         vocabulary, digest: filled in from the file when omitted, and checked
             against it when given (as when a checkpoint is loaded).
         load_pairs: False skips reading the file, which decoding does not need.
-        max_length: the longest source or target in tokens, used only without the
+        max_length: the maximum source or target length in tokens, used only without the
             file (read from the file otherwise).
     """
 

@@ -105,8 +105,8 @@ def check_dropout(rng):
     seed = int(rng.integers(1 << 30))
 
     def forward(i):
-        # A fresh generator with a fixed seed draws the same mask on every call; it
-        # comes from the active backend so the mask lives where x does.
+        # A fresh generator with a fixed seed draws the same mask on every call. It
+        # comes from the active backend, so the mask is created where x is.
         return dropout_forward(i["x"], 0.3, get_backend().random.default_rng(seed))
 
     return check_gradients(

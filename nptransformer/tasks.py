@@ -45,7 +45,7 @@ def pad_sequences(sequences, pad_id=PAD):
 
 
 class Task:
-    """A task that maps a random symbol sequence x to an answer y = `answer(x)`.
+    """A task that maps a random symbol sequence x to a target y = `answer(x)`.
 
     num_symbols: how many distinct symbols (ids 3 .. 3 + num_symbols - 1);
     max_length: the longest x, in symbols (BOS and EOS not counted).

@@ -45,7 +45,8 @@ def test_attention_fully_masked_row_gives_zeros(rng):
     numpy.testing.assert_array_equal(out[0, 1], 0.0)
     dq, dk, dv = attention_backward(rng.standard_normal(out.shape), cache)
     numpy.testing.assert_array_equal(dq[0, 1], 0.0)
-    assert numpy.isfinite(dk).all() and numpy.isfinite(dv).all()
+    assert numpy.isfinite(dk).all()
+    assert numpy.isfinite(dv).all()
 
 
 def test_attention_huge_scores_stay_finite():

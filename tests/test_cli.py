@@ -67,7 +67,8 @@ def test_checkpoint_layout(trained_run):
     arrays, meta = load_checkpoint(str(folder / "checkpoint.npz"))
     assert int(arrays["adam/step"]) == 400
     assert "param/generator.W" in arrays
-    assert "adam/m/generator.W" in arrays and "adam/v/generator.W" in arrays
+    assert "adam/m/generator.W" in arrays
+    assert "adam/v/generator.W" in arrays
     assert meta["config"]["d_model"] == 64
     assert meta["task"]["name"] == "reverse"
     assert not [name for name in os.listdir(folder) if name.endswith(".tmp")]
@@ -114,7 +115,8 @@ def test_resume_rejects_contradicting_flag(trained_run):
         "train", "--resume", str(folder), "--steps", "500", "--batch-size", "7"
     )
     assert result.returncode == 1
-    assert "--batch-size 7" in result.stderr and "64" in result.stderr
+    assert "--batch-size 7" in result.stderr
+    assert "64" in result.stderr
 
 
 def test_decode_corrupt_checkpoint_one_line_error(tmp_path):
@@ -239,7 +241,8 @@ def test_bad_backend_variable_reported_not_raised(tmp_path):
     env = dict(os.environ, NPTRANSFORMER_BACKEND="bogus")
     result = run_cli("gradcheck", env=env)
     assert result.returncode == 1
-    assert "NPTRANSFORMER_BACKEND" in result.stderr and "'bogus'" in result.stderr
+    assert "NPTRANSFORMER_BACKEND" in result.stderr
+    assert "'bogus'" in result.stderr
     assert "Traceback" not in result.stderr
     help_result = run_cli("--help", env=env)
     assert help_result.returncode == 0

@@ -15,6 +15,20 @@ def write(tmp_path, text, name="pairs.tsv"):
     return path
 
 
+def reversal_pairs(words):
+    """Return a pairs file body mapping each word to its reversal."""
+    return "".join(f"{word}\t{word[::-1]}\n" for word in words)
+
+
+def train_on_file(data, run, steps=2, batch_size=4):
+    """Train a data-file run from the command line; fail the test if it fails."""
+    result = run_cli("train", "--data", str(data), "--steps", str(steps),
+                     "--batch-size", str(batch_size), "--eval-every", "0", "--quiet",
+                     "--out", str(run))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 def test_read_pairs_chars_and_words(tmp_path):
     path = write(tmp_path, "ab c\tx\nd\ty z\n")
     assert read_pairs(path) == [(["a", "b", " ", "c"], ["x"]), (["d"], ["y", " ", "z"])]
@@ -48,7 +62,8 @@ def test_too_few_pairs(tmp_path):
 def test_split_vocabulary_and_batches(tmp_path):
     lines = "".join(f"{i}\t{i * 2}\n" for i in range(20))
     task = PairsTask(write(tmp_path, lines), heldout_fraction=0.25, split_seed=1)
-    assert len(task.heldout_pairs) == 5 and len(task.train_pairs) == 15
+    assert len(task.heldout_pairs) == 5
+    assert len(task.train_pairs) == 15
     assert task.vocabulary == sorted(set("0123456789"))
     batch = task.sample_batch(numpy.random.default_rng(0), 4)
     for row in range(4):
@@ -74,28 +89,12 @@ def test_changed_file_detected(tmp_path):
 
 
 def test_train_and_decode_text_from_cli(tmp_path):
-    pairs = "".join(
-        f"{w}\t{w[::-1]}\n"
-        for w in ["ab", "ba", "abc", "cab", "bca", "cc", "a", "b"] * 4
-    )
-    path = write(tmp_path, pairs)
+    words = ["ab", "ba", "abc", "cab", "bca", "cc", "a", "b"] * 4
+    path = write(tmp_path, reversal_pairs(words))
     run = tmp_path / "run"
-    result = run_cli(
-        "train",
-        "--data",
-        str(path),
-        "--steps",
-        "30",
-        "--batch-size",
-        "16",
-        "--eval-every",
-        "0",
-        "--quiet",
-        "--out",
-        str(run),
-    )
-    assert result.returncode == 0, result.stderr
+    result = train_on_file(path, run, steps=30, batch_size=16)
     assert "task data" in result.stdout
+
     path.unlink()  # decoding needs only the checkpoint
     result = run_cli("decode", "--checkpoint", str(run), "abc")
     assert result.returncode == 0, result.stderr
@@ -169,8 +168,7 @@ def test_byte_order_mark_and_crlf(tmp_path):
 
 
 def test_data_run_resumes_from_elsewhere(tmp_path, monkeypatch):
-    pairs = "".join(f"{w}\t{w[::-1]}\n" for w in ["ab", "ba", "abc", "cab"] * 3)
-    data = write(tmp_path, pairs)
+    data = write(tmp_path, reversal_pairs(["ab", "ba", "abc", "cab"] * 3))
     run = tmp_path / "run"
     monkeypatch.chdir(tmp_path)
     result = run_cli(
@@ -196,12 +194,10 @@ def test_data_run_resumes_from_elsewhere(tmp_path, monkeypatch):
 
 
 def test_data_run_resumes_after_file_moves(tmp_path):
-    pairs = "".join(f"{w}\t{w[::-1]}\n" for w in ["ab", "ba", "abc", "cab"] * 3)
-    data = write(tmp_path, pairs)
+    data = write(tmp_path, reversal_pairs(["ab", "ba", "abc", "cab"] * 3))
     run = tmp_path / "run"
-    result = run_cli("train", "--data", str(data), "--steps", "2", "--batch-size", "4",
-                     "--eval-every", "0", "--quiet", "--out", str(run))  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    train_on_file(data, run)
+
     moved = tmp_path / "moved.tsv"
     data.rename(moved)
     result = run_cli("train", "--resume", str(run), "--steps", "3", "--quiet")
@@ -213,12 +209,10 @@ def test_data_run_resumes_after_file_moves(tmp_path):
 
 
 def test_data_decode_warns_on_long_input(tmp_path):
-    pairs = "".join(f"{w}\t{w[::-1]}\n" for w in ["ab", "ba", "abc", "cab"] * 3)
-    data = write(tmp_path, pairs)
+    data = write(tmp_path, reversal_pairs(["ab", "ba", "abc", "cab"] * 3))
     run = tmp_path / "run"
-    result = run_cli("train", "--data", str(data), "--steps", "2", "--batch-size", "4",
-                     "--eval-every", "0", "--quiet", "--out", str(run))  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    train_on_file(data, run)
+
     result = run_cli("decode", "--checkpoint", str(run), "abcabc")
     assert result.returncode == 0
     assert "length 6, but training saw at most 3" in result.stderr

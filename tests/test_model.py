@@ -87,7 +87,8 @@ def test_tied_and_shared_names():
     assert "src_embedding.weight" not in params
     assert "generator.W" not in params
     assert "generator.b" in params
-    assert "encoder.norm.gamma" in params and "decoder.norm.beta" in params
+    assert "encoder.norm.gamma" in params
+    assert "decoder.norm.beta" in params
 
 
 def test_forward_shapes_and_dtype():

@@ -81,7 +81,9 @@ def test_layernorm_finite(seed, dtype, scale, B, T, D):
     dx, dgamma, dbeta = layernorm_backward(
         rng.standard_normal(x.shape).astype(dtype), cache
     )
-    assert dx.shape == x.shape and dgamma.shape == dbeta.shape == (D,)
+    assert dx.shape == x.shape
+    assert dgamma.shape == (D,)
+    assert dbeta.shape == (D,)
     assert finite(out, dx, dgamma, dbeta)
 
 
@@ -198,7 +200,7 @@ def test_layernorm_gradients(seed, B, T, D):
         "beta": rng.uniform(-3, 3, D),
     }
     # A row of nearly equal values has a tiny variance and so a huge curvature, where
-    # central differences lose accuracy; such rows say nothing about the backward.
+    # central differences lose accuracy. Such rows cannot test the backward pass.
     assume(inputs["x"].std(axis=-1).min() > 0.3)
 
     def backward(dout, cache):

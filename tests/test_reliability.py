@@ -225,7 +225,8 @@ def test_checkpoint_is_a_zip_of_plain_arrays(tmp_path):
     trainer.save(str(path))
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
-    assert "meta.npy" in names and "adam/step.npy" in names
+    assert "meta.npy" in names
+    assert "adam/step.npy" in names
     assert "param/generator.W.npy" in names
 
 

@@ -24,9 +24,11 @@ def test_samples_cover_lengths_and_symbols():
     task = get_task("reverse", num_symbols=10, max_length=10)
     batch = task.sample_batch(numpy.random.default_rng(0), 2000)
     lengths = (batch.src != PAD).sum(axis=1) - 1
-    assert lengths.min() == 1 and lengths.max() == 10
+    assert lengths.min() == 1
+    assert lengths.max() == 10
     symbols = batch.src[(batch.src != PAD) & (batch.src != EOS)]
-    assert symbols.min() == 3 and symbols.max() == 12
+    assert symbols.min() == 3
+    assert symbols.max() == 12
     assert task.vocab_size == 13
 
 

@@ -28,8 +28,8 @@ def multi_head_attention_forward(x_q, x_kv, params, num_heads, mask=None):
     to (the same array for self-attention). params: dict with Wq, Wk, Wv, Wo of shape
     (D, D) and bq, bk, bv, bo of shape (D,). mask: boolean, broadcastable to
     (B, H, Tq, Tk), True = may attend; key padding is (B, 1, 1, Tk), a causal mask
-    (Tq, Tk). Returns out (B, Tq, D) and the cache of every step; the cache's
-    "weights" entry (B, H, Tq, Tk) holds the attention weights, for plotting.
+    (Tq, Tk). Returns out (B, Tq, D) and the cache of every step. The cache's
+    "weights" entry (B, H, Tq, Tk) contains the attention weights, for plotting.
     """
     D = x_q.shape[-1]
     if D % num_heads != 0:
@@ -74,7 +74,7 @@ def multi_head_attention_backward(dout, cache):
 
     For self-attention the caller passed one array as both x_q and x_kv, so its
     gradient is dx_q + dx_kv. The true gradient of bk is zero, because adding a bias
-    to every key shifts each softmax row by a constant; it comes out as round-off.
+    to every key shifts each softmax row by a constant. It comes out as round-off.
     """
     num_heads = cache["num_heads"]
 
